@@ -1,0 +1,126 @@
+"""Reverse mode over the Tensor DAG. The engine walks, accumulates and un-broadcasts; the rules in
+the registry do the math. Gradient graphs are ordinary Tensors, so they can be differentiated again."""
+import numpy as np
+
+from ..tensor import Tensor, const, enable_grad, no_grad, is_grad_enabled
+from ..emit import topo
+from .registry import lookup
+
+
+def unbroadcast(g, shape):
+    """Sum `g` down to `shape` (the input's shape before broadcasting); symbolic dims compare by name."""
+    if g._shape == tuple(shape) or g._shape is None:
+        return g
+    from .. import ops
+    lead = len(g._shape) - len(shape)
+    axes = list(range(lead)) + [i + lead for i, d in enumerate(shape) if d == 1 and g._shape[i + lead] != 1]
+    if not axes:
+        return g
+    if all(a < lead for a in axes):
+        return ops.sum(g, axes)
+    g = ops.sum(g, axes, keepdim=True)
+    return ops.squeeze(g, list(range(lead))) if lead else g
+
+
+def _walk(outputs, stop_at=()):
+    """Nodes between the outputs and tensors that require grad, in topological order."""
+    nodes, _ = topo(outputs)
+    return [n for n in nodes if any(t.requires_grad for t in n.outputs) or getattr(n, "custom", None)]
+
+
+def _seed(out, g):
+    if g is None:
+        if out._shape != ():
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {out._shape}; "
+                               "pass gradient= (or grad_outputs=)")
+        return const(1.0, out.dtype)
+    from .. import ops
+    g = ops.as_tensor(g)
+    return ops.cast(g, out.dtype)
+
+
+def _backprop(outputs, grad_outputs, wanted=None):
+    """Map id(tensor) -> gradient Tensor for every tensor reached, seeded at `outputs`."""
+    grads = {}
+    for o, g in zip(outputs, grad_outputs):
+        if not o.requires_grad:
+            raise RuntimeError(f"element of the differentiated outputs does not require grad: {o!r}")
+        s = _seed(o, g)
+        grads[id(o)] = grads[id(o)] + s if id(o) in grads else s
+    nodes = _walk(outputs)
+    calls = {}  # autodiff.Function applications: id(call) -> [call, remaining outputs, grads, outputs]
+    for n in nodes:
+        if n.custom:
+            entry = calls.setdefault(id(n.custom[0]), [n.custom[0], 0, [None] * n.custom[0].n_out, [None] * n.custom[0].n_out])
+            entry[1] += 1
+            entry[3][n.custom[1]] = n.outputs[0]
+    for node in reversed(nodes):
+        gouts = [grads.get(id(t)) for t in node.outputs]
+        if node.custom:
+            entry = calls[id(node.custom[0])]
+            entry[2][node.custom[1]] = gouts[0]
+            entry[1] -= 1
+            if entry[1] or all(g is None for g in entry[2]):
+                continue
+            call = entry[0]
+            targets = list(call.args)
+            gins = call.run_backward(entry[2], entry[3])
+        else:
+            if all(g is None for g in gouts):
+                continue
+            rule = lookup(node)
+            if rule is None:
+                continue
+            gins = rule(node, gouts)
+            targets = node.inputs
+        for t, g in zip(targets, gins):
+            if not isinstance(t, Tensor):
+                continue
+            if g is None or t is None or not t.requires_grad:
+                continue
+            if t._shape is not None:
+                g = unbroadcast(g, t._shape)
+            if g.dtype != t.dtype:
+                from .. import ops
+                g = ops.cast(g, t.dtype)
+            grads[id(t)] = grads[id(t)] + g if id(t) in grads else g
+    return grads
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False, retain_graph=None):
+    """torch.autograd.grad: gradients of `outputs` w.r.t. `inputs`, as Tensors that can be
+    differentiated again (the graph is built with gradient recording on)."""
+    single_in = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single_in else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor) or isinstance(grad_outputs, np.ndarray):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"input {i} of ok.grad does not require grad; create it with requires_grad=True")
+    with enable_grad():
+        grads = _backprop(outputs, grad_outputs)
+    result = []
+    for i, t in enumerate(inputs):
+        g = grads.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(f"input {i} ({t!r}) was not used to compute the outputs; pass allow_unused=True "
+                               "to get None for it")
+        result.append(g)
+    return tuple(result)
+
+
+def backward(t, gradient=None, create_graph=False):
+    """Tensor.backward: accumulate into `.grad` of every leaf that requires grad."""
+    ctx = enable_grad() if create_graph else no_grad()
+    with ctx:
+        grads = _backprop([t], [gradient])
+        _, leaves = topo([t])
+        for leaf in leaves:
+            g = grads.get(id(leaf))
+            if g is None or not leaf.requires_grad:
+                continue
+            if leaf.grad is None or leaf.grad._zero:
+                leaf.grad = g
+            else:
+                leaf.grad = leaf.grad + g

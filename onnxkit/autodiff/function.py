@@ -1,0 +1,47 @@
+"""`ok.autodiff.Function`: a Python-level composite with its own backward (torch.autograd.Function)."""
+from ..tensor import Tensor, no_grad, apply, is_grad_enabled
+
+
+class Context:
+    """What forward passes to backward (torch's ctx)."""
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+
+class Function:
+    """Subclass with static `forward(ctx, *args)` and `backward(ctx, *grad_outputs)` and call
+    `.apply(*args)`. The forward graph is exported as written; its gradient comes from `backward`."""
+
+    @classmethod
+    def apply(cls, *args):
+        ctx = Context()
+        with no_grad():
+            out = cls.forward(ctx, *args)
+        outs = (out,) if isinstance(out, Tensor) else tuple(out)
+        call = Call(cls, ctx, args, len(outs))
+        rg = is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        wrapped = []
+        for k, o in enumerate(outs):
+            w = apply("Identity", [o], types=[(o.dtype, o._shape)])
+            w.node.custom = (call, k)
+            w.requires_grad = rg
+            wrapped.append(w)
+        return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
+
+
+class Call:
+    """One application of a Function: collects output gradients, then runs its backward once."""
+
+    def __init__(self, cls, ctx, args, n_out):
+        self.cls, self.ctx, self.args, self.n_out = cls, ctx, args, n_out
+
+    def run_backward(self, grads, outputs):
+        from .. import ops
+        gs = [g if g is not None else ops.zeros_of(o) for g, o in zip(grads, outputs)]
+        res = self.cls.backward(self.ctx, *gs)
+        res = (res,) if not isinstance(res, (tuple, list)) else tuple(res)
+        if len(res) != len(self.args):
+            raise RuntimeError(f"{self.cls.__name__}.backward returned {len(res)} gradients, expected {len(self.args)} "
+                               "(one per forward argument, None for non-tensors)")
+        return res

@@ -1,0 +1,600 @@
+"""Gradient rules for elementwise math, matrix products, reductions, softmax and shape ops.
+Each rule gets the node and its output gradients and returns one gradient per input."""
+import math
+
+import numpy as np
+
+from .. import ops
+from ..tensor import const
+from .registry import register
+
+
+def _x(node, i=0):
+    return node.inputs[i]
+
+
+def _y(node, i=0):
+    return node.outputs[i]
+
+
+def _needs(node, i):
+    t = node.inputs[i] if i < len(node.inputs) else None
+    return t is not None and t.requires_grad
+
+
+def _axes_of(node):
+    """Axes of a Reduce* node as non-negative ints (None = all)."""
+    x = node.inputs[0]
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        v = node.inputs[1]._value
+        if v is None:
+            raise NotImplementedError(f"{node.op_type} with computed axes has no gradient rule")
+        axes = [int(a) for a in np.asarray(v).reshape(-1)]
+    else:
+        axes = node.attrs.get("axes")
+    r = len(x._shape)
+    if not axes:
+        return None if not node.attrs.get("noop_with_empty_axes") else []
+    return sorted(a % r for a in axes)
+
+
+def _expand_back(node, g):
+    """A reduction's output gradient broadcast back to the input shape (keepdims restored)."""
+    x = node.inputs[0]
+    axes = _axes_of(node)
+    if axes is None:
+        axes = list(range(len(x._shape)))
+    if not node.attrs.get("keepdims", 1) and axes:
+        g = ops.unsqueeze(g, axes)
+    return ops.expand(g, x.shape)
+
+
+def _out_keep(node):
+    """The reduction output with reduced dims kept (for max/min masks and L2)."""
+    y = node.outputs[0]
+    axes = _axes_of(node)
+    if axes is None:
+        axes = list(range(len(node.inputs[0]._shape)))
+    if not node.attrs.get("keepdims", 1) and axes:
+        return ops.unsqueeze(y, axes)
+    return y
+
+
+# ----- arithmetic ----------------------------------------------------------------------------
+@register("Add")
+def _add(node, g):
+    return [g[0], g[0]]
+
+
+@register("Sub")
+def _sub(node, g):
+    return [g[0], -g[0] if _needs(node, 1) else None]
+
+
+@register("Mul")
+def _mul(node, g):
+    a, b = node.inputs
+    return [g[0] * b if _needs(node, 0) else None, g[0] * a if _needs(node, 1) else None]
+
+
+@register("Div")
+def _div(node, g):
+    a, b = node.inputs
+    return [g[0] / b if _needs(node, 0) else None, -g[0] * _y(node) / b if _needs(node, 1) else None]
+
+
+@register("Pow")
+def _pow(node, g):
+    a, b = node.inputs
+    ga = g[0] * b * ops.pow(a, b - 1) if _needs(node, 0) else None
+    gb = g[0] * _y(node) * ops.log(a) if _needs(node, 1) else None
+    return [ga, gb]
+
+
+@register("Neg")
+def _neg(node, g):
+    return [-g[0]]
+
+
+@register("Identity")
+def _identity(node, g):
+    return [g[0]]
+
+
+@register("Cast")
+def _cast(node, g):
+    return [ops.cast(g[0], node.inputs[0].dtype)]
+
+
+@register("Exp")
+def _exp(node, g):
+    return [g[0] * _y(node)]
+
+
+@register("Log")
+def _log(node, g):
+    return [g[0] / _x(node)]
+
+
+@register("Sqrt")
+def _sqrt(node, g):
+    return [g[0] * 0.5 / _y(node)]
+
+
+@register("Reciprocal")
+def _reciprocal(node, g):
+    y = _y(node)
+    return [-g[0] * y * y]
+
+
+@register("Abs")
+def _abs(node, g):
+    return [g[0] * ops.sign(_x(node))]
+
+
+@register("Sin")
+def _sin(node, g):
+    return [g[0] * ops.cos(_x(node))]
+
+
+@register("Cos")
+def _cos(node, g):
+    return [-g[0] * ops.sin(_x(node))]
+
+
+@register("Tan")
+def _tan(node, g):
+    y = _y(node)
+    return [g[0] * (y * y + 1)]
+
+
+@register("Atan")
+def _atan(node, g):
+    x = _x(node)
+    return [g[0] / (x * x + 1)]
+
+
+@register("Erf")
+def _erf(node, g):
+    x = _x(node)
+    return [g[0] * (2.0 / math.sqrt(math.pi)) * ops.exp(-(x * x))]
+
+
+@register("Min")
+@register("Max")
+def _maxmin(node, g):
+    """Gradient to the selected operand; ties share it equally (torch.maximum/minimum)."""
+    y = _y(node)
+    hits = [ops.cast(ops.eq(x, y), y.dtype) for x in node.inputs]
+    count = hits[0]
+    for h in hits[1:]:
+        count = count + h
+    return [g[0] * h / count if _needs(node, i) else None for i, h in enumerate(hits)]
+
+
+@register("Sum")
+def _sum_variadic(node, g):
+    return [g[0]] * len(node.inputs)
+
+
+@register("Mean")
+def _mean_variadic(node, g):
+    return [g[0] / float(len(node.inputs))] * len(node.inputs)
+
+
+@register("Where")
+def _where(node, g):
+    c, a, b = node.inputs
+    z = ops.zeros_of(g[0]) if False else const(0.0, g[0].dtype)
+    return [None, ops.where(c, g[0], z) if _needs(node, 1) else None, ops.where(c, z, g[0]) if _needs(node, 2) else None]
+
+
+# ----- activations that are single ONNX ops ---------------------------------------------------
+@register("Relu")
+def _relu(node, g):
+    return [ops.where(ops.gt(_x(node), 0.0), g[0], const(0.0, g[0].dtype))]
+
+
+@register("Tanh")
+def _tanh(node, g):
+    y = _y(node)
+    return [g[0] * (1.0 - y * y)]
+
+
+@register("Sigmoid")
+def _sigmoid(node, g):
+    y = _y(node)
+    return [g[0] * y * (1.0 - y)]
+
+
+@register("LeakyRelu")
+def _leaky_relu(node, g):
+    alpha = node.attrs.get("alpha", 0.01)
+    return [ops.where(ops.gt(_x(node), 0.0), g[0], g[0] * alpha)]
+
+
+@register("Elu")
+def _elu(node, g):
+    alpha = node.attrs.get("alpha", 1.0)
+    return [ops.where(ops.gt(_x(node), 0.0), g[0], g[0] * (_y(node) + alpha))]
+
+
+@register("Selu")
+def _selu(node, g):
+    alpha = node.attrs.get("alpha", 1.67326319217681884765625)
+    gamma = node.attrs.get("gamma", 1.05070102214813232421875)
+    return [ops.where(ops.gt(_x(node), 0.0), g[0] * gamma, g[0] * (_y(node) + alpha * gamma))]
+
+
+@register("Celu")
+def _celu(node, g):
+    alpha = node.attrs.get("alpha", 1.0)
+    x = _x(node)
+    return [ops.where(ops.gt(x, 0.0), g[0], g[0] * ops.exp(x / alpha))]
+
+
+@register("PRelu")
+def _prelu(node, g):
+    x, slope = node.inputs
+    pos = ops.gt(x, 0.0)
+    zero = const(0.0, g[0].dtype)
+    return [ops.where(pos, g[0], g[0] * slope) if _needs(node, 0) else None,
+            ops.where(pos, zero, g[0] * x) if _needs(node, 1) else None]
+
+
+@register("Softplus")
+def _softplus(node, g):
+    return [g[0] * ops.sigmoid(_x(node))]
+
+
+@register("Softsign")
+def _softsign(node, g):
+    d = ops.abs(_x(node)) + 1.0
+    return [g[0] / (d * d)]
+
+
+@register("HardSigmoid")
+def _hard_sigmoid(node, g):
+    alpha, beta = node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)
+    z = _x(node) * alpha + beta
+    inside = ops.logical_and(ops.gt(z, 0.0), ops.lt(z, 1.0))
+    return [ops.where(inside, g[0] * alpha, const(0.0, g[0].dtype))]
+
+
+@register("HardSwish")
+def _hard_swish(node, g):
+    """torch: 0 below -3, x/3 + 0.5 in between, 1 above 3 (boundaries as torch's kernel)."""
+    x = _x(node)
+    mid = g[0] * (x / 3.0 + 0.5)
+    return [ops.where(ops.lt(x, -3.0), const(0.0, g[0].dtype), ops.where(ops.le(x, 3.0), mid, g[0]))]
+
+
+@register("Clip")
+def _clip(node, g):
+    """Gradient passes where lo <= x <= hi, as torch.clamp; tensor bounds get none."""
+    x = node.inputs[0]
+    keep = None
+    for i, cmp in ((1, ops.ge), (2, ops.le)):
+        if i < len(node.inputs) and node.inputs[i] is not None:
+            k = cmp(x, node.inputs[i])
+            keep = k if keep is None else ops.logical_and(keep, k)
+    if keep is None:
+        return [g[0]]
+    return [ops.where(keep, g[0], const(0.0, g[0].dtype)), None, None]
+
+
+@register("Softmax")
+def _softmax(node, g):
+    y, axis = _y(node), node.attrs.get("axis", -1)
+    return [y * (g[0] - ops.sum(g[0] * y, axis, keepdim=True))]
+
+
+@register("LogSoftmax")
+def _log_softmax(node, g):
+    y, axis = _y(node), node.attrs.get("axis", -1)
+    return [g[0] - ops.exp(y) * ops.sum(g[0], axis, keepdim=True)]
+
+
+# ----- matrix products -----------------------------------------------------------------------
+def _mT(t):
+    return ops.transpose(t, -1, -2)
+
+
+@register("MatMul")
+def _matmul(node, g):
+    """numpy matmul: 1-D operands are lifted to 2-D, batch dims are summed by the engine."""
+    a, b = node.inputs
+    g0 = g[0]
+    a2 = ops.unsqueeze(a, 0) if len(a._shape) == 1 else a
+    b2 = ops.unsqueeze(b, 1) if len(b._shape) == 1 else b
+    if len(a._shape) == 1:
+        g0 = ops.unsqueeze(g0, -2 if len(b._shape) > 1 else 0)
+    if len(b._shape) == 1:
+        g0 = ops.unsqueeze(g0, -1)
+    ga = gb = None
+    if _needs(node, 0):
+        ga = ops.matmul(g0, _mT(b2))
+        if len(a._shape) == 1:
+            ga = ops.squeeze(ga, -2)
+    if _needs(node, 1):
+        gb = ops.matmul(_mT(a2), g0)
+        if len(b._shape) == 1:
+            gb = ops.squeeze(gb, -1)
+    return [ga, gb]
+
+
+@register("Gemm")
+def _gemm(node, g):
+    a, b = node.inputs[:2]
+    alpha, beta = node.attrs.get("alpha", 1.0), node.attrs.get("beta", 1.0)
+    ta, tb = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
+    A = ops.t(a) if ta else a
+    B = ops.t(b) if tb else b
+    g0 = g[0] * alpha if alpha != 1.0 else g[0]
+    ga = gb = gc = None
+    if _needs(node, 0):
+        ga = ops.matmul(B, ops.t(g0)) if ta else ops.matmul(g0, ops.t(B))
+    if _needs(node, 1):
+        gb = ops.matmul(ops.t(g0), A) if tb else ops.matmul(ops.t(A), g0)
+    if len(node.inputs) > 2 and _needs(node, 2):
+        gc = g[0] * beta if beta != 1.0 else g[0]
+    return [ga, gb, gc]
+
+
+# ----- reductions ----------------------------------------------------------------------------
+@register("ReduceSum")
+def _reduce_sum(node, g):
+    return [_expand_back(node, g[0]), None]
+
+
+@register("ReduceMean")
+def _reduce_mean(node, g):
+    x = node.inputs[0]
+    axes = _axes_of(node)
+    n = 1
+    for a in (range(len(x._shape)) if axes is None else axes):
+        n = n * x.shape[a]
+    scale = (1.0 / n) if isinstance(n, int) else ops.reciprocal(ops.cast(n.tensor(), g[0].dtype))
+    return [_expand_back(node, g[0] * scale), None]
+
+
+@register("ReduceMin")
+@register("ReduceMax")
+def _reduce_maxmin(node, g):
+    """Ties share the gradient equally, as torch.amax/amin."""
+    x = node.inputs[0]
+    mask = ops.cast(ops.eq(x, _out_keep(node)), g[0].dtype)
+    count = ops.sum(mask, _axes_of(node), keepdim=True)
+    return [_expand_back(node, g[0]) * mask / count, None]
+
+
+@register("ReduceProd")
+def _reduce_prod(node, g):
+    return [_expand_back(node, g[0]) * _out_keep(node) / node.inputs[0], None]
+
+
+@register("ReduceL1")
+def _reduce_l1(node, g):
+    return [_expand_back(node, g[0]) * ops.sign(node.inputs[0]), None]
+
+
+@register("ReduceL2")
+def _reduce_l2(node, g):
+    return [_expand_back(node, g[0]) * node.inputs[0] / _out_keep(node), None]
+
+
+@register("ReduceSumSquare")
+def _reduce_sum_square(node, g):
+    return [_expand_back(node, g[0]) * node.inputs[0] * 2.0, None]
+
+
+@register("ReduceLogSumExp")
+def _reduce_logsumexp(node, g):
+    return [_expand_back(node, g[0]) * ops.exp(node.inputs[0] - _out_keep(node)), None]
+
+
+@register("ReduceLogSum")
+def _reduce_logsum(node, g):
+    return [_expand_back(node, g[0]) / ops.exp(_out_keep(node)), None]
+
+
+@register("CumSum")
+def _cumsum(node, g):
+    attrs = {"exclusive": node.attrs.get("exclusive", 0), "reverse": 1 - node.attrs.get("reverse", 0)}
+    from ..tensor import apply
+    return [apply("CumSum", [g[0], node.inputs[1]], attrs), None]
+
+
+# ----- shape ops -----------------------------------------------------------------------------
+def _reshape_back(node, g):
+    return [ops.reshape(g[0], node.inputs[0].shape)] + [None] * (len(node.inputs) - 1)
+
+
+for _op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+    register(_op)(_reshape_back)
+
+
+@register("Expand")
+def _expand(node, g):
+    return [g[0], None]  # the engine sums over the broadcast dims
+
+
+@register("Transpose")
+def _transpose(node, g):
+    perm = node.attrs.get("perm") or list(reversed(range(len(node.inputs[0]._shape))))
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return [ops.permute(g[0], inv)]
+
+
+@register("Concat")
+def _concat(node, g):
+    axis = node.attrs["axis"] % len(node.outputs[0]._shape)
+    sizes = [t._shape[axis] for t in node.inputs]
+    if all(isinstance(s, int) for s in sizes):
+        parts = ops.split(g[0], sizes, axis) if len(sizes) > 1 else (g[0],)
+        return list(parts)
+    out, start = [], None
+    for t in node.inputs:  # symbolic sizes: Slice with offsets computed from the inputs' shapes
+        n = ops.dim_size(t, axis)
+        begin = start if start is not None else const([0], np.int64)
+        end = begin + n
+        from ..tensor import apply
+        out.append(apply("Slice", [g[0], begin, end, const([axis], np.int64)], types=[(g[0].dtype, t._shape)]))
+        start = end
+    return out
+
+
+@register("Split")
+def _split(node, g):
+    gs = [gi if gi is not None else ops.zeros_of(t) for gi, t in zip(g, node.outputs)]
+    return [ops.cat(gs, node.attrs.get("axis", 0)), None]
+
+
+@register("Tile")
+def _tile(node, g):
+    """Fold each tiled dim (r*d) into (r, d) and sum over the repeats."""
+    x, reps = node.inputs
+    if reps._value is None:
+        raise NotImplementedError("Tile with computed repeats has no gradient rule")
+    reps = [int(r) for r in np.asarray(reps._value).reshape(-1)]
+    shp = x.shape
+    folded = []
+    for r, d in zip(reps, shp):
+        folded += [r, d]
+    gx = ops.reshape(g[0], *folded)
+    return [ops.sum(gx, [2 * i for i in range(len(reps))]), None]
+
+
+def _static_slice_params(node):
+    vals = []
+    for i in range(1, 5):
+        t = node.inputs[i] if i < len(node.inputs) else None
+        if t is not None and t._value is None:
+            return None
+        vals.append(None if t is None else [int(v) for v in np.asarray(t._value).reshape(-1)])
+    return vals
+
+
+@register("Slice")
+def _slice(node, g):
+    """Scatter the slice back: per sliced axis, Gather from [g, 0] with a static position map
+    (any step); Pad for unit steps on symbolic dims."""
+    x = node.inputs[0]
+    params = _static_slice_params(node)
+    if params is None:
+        raise NotImplementedError("Slice with computed starts/ends has no gradient rule")
+    starts, ends, axes, steps = params
+    r = len(x._shape)
+    axes = [a % r for a in (axes or range(len(starts)))]
+    steps = steps or [1] * len(starts)
+    gx = g[0]
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        n = x._shape[a]
+        if isinstance(n, int):
+            pos = np.arange(n)[slice(s, e, st)]
+            if len(pos) == n and (st > 0):
+                continue
+            src = np.full(n, len(pos), np.int64)
+            src[pos] = np.arange(len(pos))
+            zshape = list(gx.shape)
+            zshape[a] = 1
+            padded = ops.cat([gx, ops.zeros_of(ops.reshape(gx, *[1 if i == a else d for i, d in enumerate(gx.shape)]))], a) \
+                if False else ops.cat([gx, _zero_slab(gx, a)], a)
+            gx = ops.index_select(padded, a, const(src, np.int64))
+        elif st == 1 and s >= 0:
+            from ..tensor import apply
+            after = ops.dim_size(x, a) - ops.dim_size(gx, a) - const([s], np.int64)
+            pads = [const([0], np.int64)] * (2 * r)
+            pads[a] = const([s], np.int64)
+            pads[a + r] = after
+            gx = apply("Pad", [gx, ops.cat(pads, 0)], {"mode": "constant"}, types=[(gx.dtype, x._shape if True else None)])
+        else:
+            raise NotImplementedError(f"Slice gradient on symbolic dim {n} needs step 1 and a non-negative start")
+    return [gx] + [None] * (len(node.inputs) - 1)
+
+
+def _zero_slab(t, axis):
+    """Zeros shaped like t with dim `axis` set to 1."""
+    return ops.zeros_of(ops.narrow(t, axis, 0, 1)) if isinstance(t._shape[axis], int) and t._shape[axis] > 0 else \
+        ops.zeros_of(t)
+
+
+def _scatter_add_into(x, builder):
+    return builder(ops.zeros_of(x))
+
+
+@register("Gather")
+def _gather(node, g):
+    """ScatterND(add) into zeros with the gathered axis moved to the front."""
+    from ..tensor import apply
+    x, idx = node.inputs
+    r = len(x._shape)
+    axis = node.attrs.get("axis", 0) % r
+    n = ops.dim_size(x, axis) if not isinstance(x._shape[axis], int) else x._shape[axis]
+    idx = ops.where(ops.lt(idx, 0), idx + n, idx) if not (idx._value is not None and (np.asarray(idx._value) >= 0).all()) else idx
+    idx = ops.cast(idx, np.int64)
+    k = len(idx._shape)
+    g0 = g[0]
+    if axis:
+        # g: x[:axis] + I + x[axis+1:] -> I + x[:axis] + x[axis+1:]
+        perm = list(range(axis, axis + k)) + list(range(axis)) + list(range(axis + k, len(g0._shape)))
+        g0 = ops.permute(g0, perm)
+        xperm = [axis] + [i for i in range(r) if i != axis]
+        zeros = ops.zeros_of(ops.permute(x, xperm))
+    else:
+        zeros = ops.zeros_of(x)
+    gx = apply("ScatterND", [zeros, ops.unsqueeze(idx, -1), g0], {"reduction": "add"}, types=[(x.dtype, zeros._shape)])
+    if axis:
+        inv = [0] * r
+        for i, p in enumerate([axis] + [i for i in range(r) if i != axis]):
+            inv[p] = i
+        gx = ops.permute(gx, inv)
+    return [gx, None]
+
+
+@register("GatherElements")
+def _gather_elements(node, g):
+    from ..tensor import apply
+    x, idx = node.inputs
+    axis = node.attrs.get("axis", 0) % len(x._shape)
+    n = ops.dim_size(x, axis) if not isinstance(x._shape[axis], int) else x._shape[axis]
+    idx = ops.where(ops.lt(idx, 0), idx + n, idx)
+    return [apply("ScatterElements", [ops.zeros_of(x), idx, g[0]], {"axis": axis, "reduction": "add"},
+                  types=[(x.dtype, x._shape)]), None]
+
+
+@register("GatherND")
+def _gather_nd(node, g):
+    from ..tensor import apply
+    x, idx = node.inputs
+    if node.attrs.get("batch_dims", 0):
+        raise NotImplementedError("GatherND with batch_dims has no gradient rule")
+    return [apply("ScatterND", [ops.zeros_of(x), idx, g[0]], {"reduction": "add"}, types=[(x.dtype, x._shape)]), None]
+
+
+@register("ScatterElements")
+def _scatter_elements(node, g):
+    from ..tensor import apply
+    data, idx, upd = node.inputs
+    axis = node.attrs.get("axis", 0)
+    red = node.attrs.get("reduction", "none")
+    if red not in ("none", "add"):
+        raise NotImplementedError(f"ScatterElements with reduction={red!r} has no gradient rule")
+    gd = g[0] if red == "add" else apply("ScatterElements", [g[0], idx, ops.zeros_of(upd)], {"axis": axis},
+                                         types=[(g[0].dtype, g[0]._shape)])
+    gu = apply("GatherElements", [g[0], idx], {"axis": axis}, types=[(g[0].dtype, idx._shape)])
+    return [gd if _needs(node, 0) else None, None, gu if _needs(node, 2) else None]
+
+
+@register("ScatterND")
+def _scatter_nd(node, g):
+    from ..tensor import apply
+    data, idx, upd = node.inputs
+    red = node.attrs.get("reduction", "none")
+    if red not in ("none", "add"):
+        raise NotImplementedError(f"ScatterND with reduction={red!r} has no gradient rule")
+    gd = g[0] if red == "add" else apply("ScatterND", [g[0], idx, ops.zeros_of(upd)], types=[(g[0].dtype, g[0]._shape)])
+    gu = apply("GatherND", [g[0], idx], types=[(g[0].dtype, upd._shape)])
+    return [gd if _needs(node, 0) else None, None, gu if _needs(node, 2) else None]

@@ -1,0 +1,121 @@
+"""Symbolic dimensions: named sizes that print as their name, do arithmetic with ints and other
+dims, and lower to Shape/Gather nodes when a graph needs their value."""
+import re
+from collections import Counter
+
+_MONOMIAL = re.compile(r"^(\d+\*)?[A-Za-z_][\w.]*(\*[A-Za-z_][\w.]*)*$")
+
+
+def monomial(d):
+    """(coefficient, Counter of symbol names) for an int, a dim name like '4*N*T', or None if opaque."""
+    if isinstance(d, int):
+        return d, Counter()
+    name = str(d)
+    if not _MONOMIAL.match(name):
+        return None
+    coef, syms = 1, Counter()
+    for part in name.split("*"):
+        if part.isdigit():
+            coef *= int(part)
+        else:
+            syms[part] += 1
+    return coef, syms
+
+
+def from_monomial(coef, syms):
+    if not syms:
+        return coef
+    names = "*".join(sorted(syms.elements()))
+    return names if coef == 1 else f"{coef}*{names}"
+
+
+def dim_product(dims):
+    """Product of a list of ints/dim names as an int or a canonical name; None when not representable."""
+    coef, syms = 1, Counter()
+    for d in dims:
+        m = monomial(d)
+        if m is None:
+            return None
+        coef *= m[0]
+        syms += m[1]
+    if coef == 0:
+        return 0
+    return from_monomial(coef, syms)
+
+
+def dim_divide(total, part):
+    """total / part for monomials, or None when it does not divide symbolically."""
+    mt, mp = monomial(total), monomial(part)
+    if mt is None or mp is None or mp[0] == 0 or mt[0] % mp[0] or any(mt[1][k] < v for k, v in mp[1].items()):
+        return None
+    return from_monomial(mt[0] // mp[0], mt[1] - mp[1])
+
+
+class Dim:
+    """A symbolic dimension bound to how it is computed: `source(graph_builder)` returns an int64
+    scalar Tensor. Equality is by name, so the same named dim from different tensors compares equal."""
+    __slots__ = ("name", "_lower")
+
+    def __init__(self, name, lower=None):
+        self.name = str(name)
+        self._lower = lower
+
+    def __repr__(self):
+        return self.name
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return isinstance(other, (Dim, str)) and str(other) == self.name
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def tensor(self):
+        """This dim's value as an int64 scalar Tensor (Shape + Gather of the tensor it came from)."""
+        if self._lower is None:
+            raise ValueError(f"symbolic dim {self.name!r} is not attached to a tensor and has no value in a graph")
+        return self._lower()
+
+    def _binary(self, other, op, sym, swap=False):
+        from . import tensor as T
+        a, b = (other, self) if swap else (self, other)
+        if isinstance(other, int) or isinstance(other, Dim):
+            if sym == "*":
+                name = dim_product([_key(a), _key(b)])
+                if name is None:
+                    name = f"({_key(a)})*({_key(b)})"
+            else:
+                name = f"({_key(a)}){sym}({_key(b)})" if sym != "+" or True else None
+                if sym in "+-" and isinstance(other, int) and other == 0:
+                    return self
+                if sym == "//" and not swap and other == 1:
+                    return self
+            return Dim(name, lambda: op(_as_tensor(a), _as_tensor(b)))
+        return NotImplemented
+
+    def __add__(self, o): return self._binary(o, lambda x, y: x + y, "+")
+    def __radd__(self, o): return self._binary(o, lambda x, y: x + y, "+", True)
+    def __sub__(self, o): return self._binary(o, lambda x, y: x - y, "-")
+    def __rsub__(self, o): return self._binary(o, lambda x, y: x - y, "-", True)
+    def __mul__(self, o): return self._binary(o, lambda x, y: x * y, "*")
+    def __rmul__(self, o): return self._binary(o, lambda x, y: x * y, "*", True)
+    def __floordiv__(self, o): return self._binary(o, lambda x, y: x // y, "//")
+    def __rfloordiv__(self, o): return self._binary(o, lambda x, y: x // y, "//", True)
+
+    def __index__(self):
+        raise TypeError(f"symbolic dim {self.name!r} has no concrete value at build time")
+
+
+def _key(d):
+    return d.name if isinstance(d, Dim) else d
+
+
+def _as_tensor(d):
+    from .tensor import tensor
+    import numpy as np
+    return d.tensor() if isinstance(d, Dim) else tensor(np.array(d, np.int64))
+
+
+def is_static(shape):
+    return shape is not None and all(isinstance(d, int) for d in shape)

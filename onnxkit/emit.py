@@ -1,0 +1,143 @@
+"""Turn part of the Tensor DAG into an onnx.ModelProto: topological order, names, structure key."""
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from . import dtypes
+from .tensor import OPSET
+
+IR_VERSION = 10
+
+
+def make_attr(name, value):
+    if isinstance(value, np.ndarray):
+        value = numpy_helper.from_array(value)
+    return helper.make_attribute(name, value)
+
+
+def _deps(node):
+    deps = [t for t in node.inputs if t is not None]
+    if node.outer:
+        deps.extend(node.outer.values())
+    if node.custom:
+        deps.extend(a for a in node.custom[0].args if hasattr(a, "node") and all(a is not d for d in deps))
+    return deps
+
+
+def topo(outputs, cut_evaluated=False):
+    """Nodes in dependency order and the leaves they read. With cut_evaluated, op tensors that
+    already hold a value (evaluated before) count as leaves."""
+    nodes, leaves, seen = [], [], set()
+    stack = [(t, False) for t in reversed(outputs)]
+    while stack:
+        t, done = stack.pop()
+        if t.node is None or (cut_evaluated and t._value is not None):
+            if id(t) not in seen:
+                seen.add(id(t))
+                leaves.append(t)
+            continue
+        n = t.node
+        if id(n) in seen:
+            continue
+        if done:
+            seen.add(id(n))
+            nodes.append(n)
+            continue
+        stack.append((t, True))
+        for d in reversed(_deps(n)):
+            if (d.node is None or (cut_evaluated and d._value is not None)) and id(d) not in seen:
+                seen.add(id(d))
+                leaves.append(d)
+            elif d.node is not None and id(d.node) not in seen and not (cut_evaluated and d._value is not None):
+                stack.append((d, False))
+    return nodes, leaves
+
+
+def structure_key(nodes, leaves, outputs):
+    """A hashable description of the graph that ignores fed values (so re-built graphs hit the cache)."""
+    ids = {}
+    parts = []
+    for i, t in enumerate(leaves):
+        ids[id(t)] = i
+        if t.kind == "const":
+            parts.append(("C", t.dtype.str, t._value.shape, t._value.tobytes()))
+        else:
+            parts.append(("L", t.dtype.str, t._shape if t.kind != "input" else (t.name, t._shape)))
+    k = len(leaves)
+    for n in nodes:
+        ins = tuple(-1 if t is None else ids[id(t)] for t in n.inputs)
+        outer = tuple((name, ids[id(t)]) for name, t in n.outer.items()) if n.outer else ()
+        parts.append((n.key, ins, outer, len(n.outputs)))
+        for t in n.outputs:
+            ids[id(t)] = k
+            k += 1
+    parts.append(tuple(ids[id(t)] for t in outputs))
+    return tuple(parts)
+
+
+def _value_info(name, t, with_shape=True):
+    shape = None if (t._shape is None or not with_shape) else list(t._shape)
+    return helper.make_tensor_value_info(name, dtypes.to_onnx(t.dtype), shape)
+
+
+def build_model(outputs, output_names=None, input_leaves=(), fed=None, opset=OPSET, cut_evaluated=False,
+                graph_name="onnxkit", declare_output_shapes=True, nodes_leaves=None):
+    """Emit the sub-DAG computing `outputs`. Leaves listed in `fed` become graph inputs named
+    `fed[i]`; symbolic Inputs become graph inputs; other value leaves become initializers.
+    Returns (model, names of the fed graph inputs in leaf order)."""
+    nodes, leaves = nodes_leaves or topo(outputs, cut_evaluated)
+    names, used = {}, set()
+
+    def unique(base):
+        name, i = base, 1
+        while name in used:
+            name, i = f"{base}_{i}", i + 1
+        used.add(name)
+        return name
+
+    inputs, inits, fed_names = [], [], []
+    fed = fed or {}
+    for t in leaves:
+        if t.kind == "input" and id(t) not in fed:
+            names[id(t)] = unique(t.name)
+            inputs.append(_value_info(names[id(t)], t))
+        elif id(t) in fed:
+            names[id(t)] = unique(fed[id(t)])
+            inputs.append(_value_info(names[id(t)], t))
+            fed_names.append(names[id(t)])
+        else:
+            names[id(t)] = unique(t.name or ("const" if t.kind == "const" else "init"))
+            inits.append(numpy_helper.from_array(np.asarray(t._value), names[id(t)]))
+    out_names = [output_names[i] if output_names else f"output_{i}" for i in range(len(outputs))]
+    aliases = []  # (source tensor, output name) needing an Identity: leaves and repeated outputs
+    for t, want in zip(outputs, out_names):
+        if t.node is not None and id(t) not in names and not (cut_evaluated and t._value is not None):
+            names[id(t)] = want
+            used.add(want)
+        else:
+            used.add(want)
+            aliases.append((t, want))
+    protos, domains = [], {}
+    for n in nodes:
+        if n.outer:  # subgraphs read outer-scope values by their original names
+            for oname, t in n.outer.items():
+                if oname not in used:
+                    used.add(oname)
+                    protos.append(helper.make_node("Identity", [names[id(t)]], [oname], name=unique(f"outer/{oname}")))
+        base = f"{n.scope}/{n.op_type}" if n.scope else n.op_type
+        for t in n.outputs:
+            if id(t) not in names:
+                names[id(t)] = unique(f"{base}_out{t.index}" if len(n.outputs) > 1 else f"{base}_out")
+        p = helper.make_node(n.op_type, [names[id(t)] if t is not None else "" for t in n.inputs],
+                             [names[id(t)] for t in n.outputs], name=unique(base), domain=n.domain or None)
+        p.attribute.extend(make_attr(k, v) for k, v in n.attrs.items())
+        protos.append(p)
+        if n.domain:
+            domains[n.domain] = domains.get(n.domain, 1)
+    for t, want in aliases:
+        protos.append(helper.make_node("Identity", [names[id(t)]], [want], name=unique(f"{want}/Identity")))
+    outs = [_value_info(want, t, declare_output_shapes) for t, want in zip(outputs, out_names)]
+    graph = helper.make_graph(protos, graph_name, inputs, outs, inits)
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in domains.items()]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxkit")
+    return model, fed_names

@@ -1,0 +1,203 @@
+"""Dtype and shape inference for new nodes: fast rules for the common ops, ONNX's own
+per-node inference for everything else. Shapes are tuples of ints and dim names (str)."""
+import itertools
+
+import numpy as np
+import onnx
+from onnx import helper, shape_inference
+
+from . import dtypes
+from .dims import dim_product
+
+_fresh = itertools.count()
+
+
+def fresh_dim():
+    return f"unk_{next(_fresh)}"
+
+
+def broadcast_shapes(*shapes, what="broadcast"):
+    """Numpy broadcasting over ints and names; raises with both shapes on a mismatch."""
+    if any(s is None for s in shapes):
+        return None
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(rank):
+        dims = [s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0]
+        ints = {d for d in dims if isinstance(d, int) and d != 1}
+        syms = [d for d in dims if not isinstance(d, int)]
+        if len(ints) > 1:
+            raise ValueError(f"{what}: shapes {' and '.join(_fmt(s) for s in shapes)} are not broadcastable "
+                             f"(dim {i - rank}: {' vs '.join(str(d) for d in dims)})")
+        out.append(ints.pop() if ints else (syms[0] if syms else 1))
+    return tuple(out)
+
+
+def _fmt(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _same(node):
+    x = node.inputs[0]
+    return [(x.dtype, x._shape)]
+
+
+def _binary(node):
+    a, b = node.inputs[:2]
+    return [(a.dtype, broadcast_shapes(*(t._shape for t in node.inputs), what=node.op_type))]
+
+
+def _compare(node):
+    return [(np.dtype(bool), broadcast_shapes(*(t._shape for t in node.inputs), what=node.op_type))]
+
+
+def _where(node):
+    c, a, b = node.inputs
+    return [(a.dtype, broadcast_shapes(c._shape, a._shape, b._shape, what="Where"))]
+
+
+def _matmul(node):
+    a, b = node.inputs
+    sa, sb = a._shape, b._shape
+    if sa is None or sb is None:
+        return [(a.dtype, None)]
+    va, vb = (list(sa) if len(sa) > 1 else [1] + list(sa)), (list(sb) if len(sb) > 1 else list(sb) + [1])
+    ka, kb = va[-1], vb[-2]
+    if isinstance(ka, int) and isinstance(kb, int) and ka != kb:
+        raise ValueError(f"matmul: shapes {_fmt(sa)} and {_fmt(sb)} cannot be multiplied ({ka} vs {kb})")
+    batch = broadcast_shapes(tuple(va[:-2]), tuple(vb[:-2]), what="matmul batch dims")
+    out = list(batch) + ([va[-2]] if len(sa) > 1 else []) + ([vb[-1]] if len(sb) > 1 else [])
+    return [(a.dtype, tuple(out))]
+
+
+def _gemm(node):
+    a, b = node.inputs[:2]
+    m = a._shape[1] if node.attrs.get("transA") else a._shape[0]
+    n = b._shape[0] if node.attrs.get("transB") else b._shape[1]
+    return [(a.dtype, (m, n))]
+
+
+def _cast(node):
+    return [(dtypes.from_onnx(node.attrs["to"]), node.inputs[0]._shape)]
+
+
+def _reduce(node):
+    x = node.inputs[0]
+    if x._shape is None:
+        return [(x.dtype, None)]
+    keep = node.attrs.get("keepdims", 1)
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        axes_t = node.inputs[1]
+        if axes_t._value is None:
+            return None
+        axes = [int(a) for a in np.asarray(axes_t._value).reshape(-1)]
+    else:
+        axes = node.attrs.get("axes")
+    r = len(x._shape)
+    if not axes:
+        if node.attrs.get("noop_with_empty_axes"):
+            return [(x.dtype, x._shape)]
+        axes = list(range(r))
+    axes = {a % r for a in axes}
+    shape = tuple((1 if i in axes else d) for i, d in enumerate(x._shape) if keep or i not in axes)
+    return [(x.dtype, shape)]
+
+
+def _transpose(node):
+    x = node.inputs[0]
+    perm = node.attrs.get("perm") or list(reversed(range(len(x._shape))))
+    return [(x.dtype, tuple(x._shape[p] for p in perm))]
+
+
+def _shape_op(node):
+    x = node.inputs[0]
+    if x._shape is None:
+        return [(np.dtype(np.int64), (fresh_dim(),))]
+    r = len(x._shape)
+    start, end = node.attrs.get("start", 0), node.attrs.get("end", r)
+    start, end = max(0, min(r, start + r if start < 0 else start)), max(0, min(r, end + r if end < 0 else end))
+    return [(np.dtype(np.int64), (max(0, end - start),))]
+
+
+def _softmax_like(node):
+    return _same(node)
+
+
+def _concat(node):
+    shapes = [t._shape for t in node.inputs]
+    if any(s is None for s in shapes):
+        return [(node.inputs[0].dtype, None)]
+    ax = node.attrs["axis"] % len(shapes[0])
+    total = dim_product([]) if False else None
+    sizes = [s[ax] for s in shapes]
+    total = sum(sizes) if all(isinstance(d, int) for d in sizes) else "+".join(str(d) for d in sizes)
+    for s in shapes[1:]:
+        if len(s) != len(shapes[0]):
+            raise ValueError(f"cat: tensors must have the same rank, got {_fmt(shapes[0])} and {_fmt(s)}")
+        for i, (p, q) in enumerate(zip(shapes[0], s)):
+            if i != ax and isinstance(p, int) and isinstance(q, int) and p != q:
+                raise ValueError(f"cat: sizes must match except in dim {ax}, got {_fmt(shapes[0])} and {_fmt(s)}")
+    out = list(shapes[0])
+    out[ax] = total
+    return [(node.inputs[0].dtype, tuple(out))]
+
+
+RULES = {
+    **{op: _same for op in ("Relu", "Neg", "Exp", "Log", "Sqrt", "Abs", "Reciprocal", "Sigmoid", "Tanh", "Erf",
+                            "Identity", "Softmax", "LogSoftmax", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign",
+                            "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "HardSwish",
+                            "Clip", "Not", "CumSum", "Atan", "Asin", "Acos", "Tan", "Sinh", "Cosh", "Asinh",
+                            "Acosh", "Atanh", "Mish", "Gelu", "ThresholdedRelu", "Shrink", "IsNaN", "IsInf")},
+    **{op: _binary for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod", "Sum", "Mean", "BitShift",
+                              "PRelu")},
+    **{op: _compare for op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor")},
+    **{op: _reduce for op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                              "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum")},
+    "Where": _where, "MatMul": _matmul, "Gemm": _gemm, "Cast": _cast, "Transpose": _transpose,
+    "Shape": _shape_op, "Concat": _concat,
+}
+
+
+def _type_proto(t):
+    shape = None if t._shape is None else [d if isinstance(d, int) else d for d in t._shape]
+    return helper.make_tensor_type_proto(dtypes.to_onnx(t.dtype), shape)
+
+
+def _from_type_proto(tp):
+    tt = tp.tensor_type
+    dtype = dtypes.from_onnx(tt.elem_type) if tt.elem_type else np.dtype(np.float32)
+    if not tt.HasField("shape"):
+        return dtype, None
+    return dtype, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or fresh_dim()) for d in tt.shape.dim)
+
+
+def onnx_infer(node, opset):
+    """Ask ONNX's per-node inference (spox does the same); None when it has no schema."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+    except onnx.defs.SchemaError:
+        return None
+    names = [f"i{k}" if t is not None else "" for k, t in enumerate(node.inputs)]
+    outs = [f"o{k}" for k in range(node.n_out)] if hasattr(node, "n_out") else None
+    from .emit import make_attr
+    proto = helper.make_node(node.op_type, names, outs or ["o0"], domain=node.domain or None)
+    proto.attribute.extend(make_attr(k, v) for k, v in node.attrs.items())
+    types = {n: _type_proto(t) for n, t in zip(names, node.inputs) if t is not None}
+    data = {n: onnx.numpy_helper.from_array(np.asarray(t._value), n) for n, t in zip(names, node.inputs)
+            if t is not None and t._value is not None and t.kind == "const" and np.asarray(t._value).size < 4096}
+    try:
+        res = shape_inference.infer_node_outputs(schema, proto, types, data)
+    except Exception as e:  # onnx raises InferenceError with the reason; keep it for the user
+        raise ValueError(f"{node.op_type}: {str(e).strip()}") from None
+    return [_from_type_proto(res[o]) if o in res else (np.dtype(np.float32), None) for o in (outs or ["o0"])]
+
+
+def infer(node, n_out, opset):
+    rule = RULES.get(node.op_type) if not node.domain else None
+    res = rule(node) if rule else None
+    if res is None:
+        node.n_out = n_out
+        res = onnx_infer(node, opset)
+    if res is None:
+        return [(node.inputs[0].dtype if node.inputs and node.inputs[0] is not None else np.dtype(np.float32), None)] * n_out
+    return res

@@ -1,0 +1,459 @@
+"""Shape ops: reshape/view, transpose/permute, squeeze/unsqueeze, expand, cat/stack/split,
+indexing. Shapes may hold symbolic dims; those lower to Shape nodes only when needed."""
+import numpy as np
+
+from ..dims import Dim, dim_divide, dim_product
+from ..infer import fresh_dim
+from ..tensor import Tensor, apply, const
+from .core import as_tensor, cast
+
+
+def _norm_dim(d, rank, what="dim"):
+    if not -rank <= d < max(rank, 1):
+        raise IndexError(f"{what} {d} is out of range for a tensor of rank {rank} (expected in [{-rank}, {rank - 1}])")
+    return d % max(rank, 1)
+
+
+def _sizes(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def _key(d):
+    return d.name if isinstance(d, Dim) else int(d)
+
+
+def shape_tensor(dims):
+    """A 1-D int64 tensor from ints and symbolic Dims (const when all are ints)."""
+    if all(not isinstance(d, Dim) for d in dims):
+        return const([int(d) for d in dims], np.int64)
+    parts, run = [], []
+    for d in dims:
+        if isinstance(d, Dim):
+            if run:
+                parts.append(const(run, np.int64))
+                run = []
+            parts.append(d.tensor())
+        else:
+            run.append(int(d))
+    if run:
+        parts.append(const(run, np.int64))
+    return parts[0] if len(parts) == 1 else apply("Concat", parts, {"axis": 0}, types=[(np.dtype(np.int64), (len(dims),))])
+
+
+def reshape(x, *shape):
+    """view/reshape with one -1 allowed. A symbolic dim equal to the input's dim at the same
+    position is emitted as 0 (ONNX "copy") so a symbolic batch needs no Shape node."""
+    x = as_tensor(x)
+    shape = _sizes(shape)
+    in_shape = x._shape
+    out = [_key(d) for d in shape]
+    if out.count(-1) > 1:
+        raise ValueError(f"reshape: only one dimension can be -1, got {_fmt(shape)}")
+    allowzero = any(isinstance(d, int) and d == 0 for d in out)  # torch's 0 means an empty dim
+    emitted = [0 if isinstance(d, Dim) and not allowzero and i < len(in_shape) and str(in_shape[i]) == d.name
+               else d for i, d in enumerate(shape)]
+    total = dim_product(in_shape)
+    if -1 in out:
+        known = dim_product([d for d in out if d != -1])
+        rest = dim_divide(total, known) if total is not None and known not in (None, 0) else None
+        if rest is None and isinstance(total, int) and isinstance(known, int):
+            raise ValueError(f"reshape: shape {_fmt(shape)} is invalid for input of shape {_fmt(in_shape)}")
+        out[out.index(-1)] = rest if rest is not None else fresh_dim()
+    else:
+        prod_out = dim_product(out)
+        if isinstance(total, int) and isinstance(prod_out, int) and total != prod_out:
+            raise ValueError(f"reshape: shape {_fmt(shape)} is invalid for input of shape {_fmt(in_shape)} "
+                             f"({prod_out} vs {total} elements)")
+    if tuple(out) == tuple(in_shape):
+        return x
+    return apply("Reshape", [x, shape_tensor(emitted)], {"allowzero": 1} if allowzero else {},
+                 types=[(x.dtype, tuple(out))])
+
+
+view = reshape
+
+
+def _fmt(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    x = as_tensor(x)
+    r = len(x._shape)
+    if r == 0:
+        return reshape(x, 1)
+    s, e = _norm_dim(start_dim, r), _norm_dim(end_dim, r)
+    shp = x.shape
+    if s == e:
+        return x
+    mid = 1
+    for d in shp[s:e + 1]:
+        mid = mid * d
+    if s == 1 and e == r - 1:  # the common x.flatten(1): ONNX Flatten keeps the batch symbolic
+        return apply("Flatten", [x], {"axis": 1}, types=[(x.dtype, (x._shape[0], _key(mid)))])
+    if s == 0 and e == r - 1:
+        return reshape(x, -1)
+    return reshape(x, *shp[:s], -1 if isinstance(mid, Dim) else mid, *shp[e + 1:])
+
+
+def unflatten(x, dim, sizes):
+    x = as_tensor(x)
+    r = len(x._shape)
+    d = _norm_dim(dim, r)
+    shp = x.shape
+    return reshape(x, *shp[:d], *sizes, *shp[d + 1:])
+
+
+def permute(x, *dims):
+    x = as_tensor(x)
+    dims = _sizes(dims)
+    r = len(x._shape)
+    perm = [_norm_dim(d, r) for d in dims]
+    if sorted(perm) != list(range(r)):
+        raise ValueError(f"permute: {tuple(dims)} is not a permutation of the {r} dims of shape {_fmt(x._shape)}")
+    if perm == list(range(r)):
+        return x
+    return apply("Transpose", [x], {"perm": perm})
+
+
+def transpose(x, dim0, dim1):
+    x = as_tensor(x)
+    r = len(x._shape)
+    perm = list(range(r))
+    a, b = _norm_dim(dim0, r), _norm_dim(dim1, r)
+    perm[a], perm[b] = perm[b], perm[a]
+    return permute(x, perm)
+
+
+swapaxes = transpose
+
+
+def t(x):
+    x = as_tensor(x)
+    if len(x._shape) > 2:
+        raise ValueError(f"t() expects a tensor with <= 2 dims, got shape {_fmt(x._shape)}")
+    return x if len(x._shape) < 2 else transpose(x, 0, 1)
+
+
+def movedim(x, source, destination):
+    x = as_tensor(x)
+    r = len(x._shape)
+    src = [_norm_dim(s, r) for s in (source if isinstance(source, (list, tuple)) else [source])]
+    dst = [_norm_dim(s, r) for s in (destination if isinstance(destination, (list, tuple)) else [destination])]
+    order = [i for i in range(r) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(x, order)
+
+
+def squeeze(x, dim=None):
+    x = as_tensor(x)
+    r = len(x._shape)
+    if dim is None:
+        axes = [i for i, d in enumerate(x._shape) if d == 1]
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else [dim]
+        axes = [a for a in (_norm_dim(d, r) for d in dims) if x._shape[a] == 1]  # torch ignores non-1 dims
+    if not axes:
+        return x
+    out = tuple(d for i, d in enumerate(x._shape) if i not in axes)
+    return apply("Squeeze", [x, const(axes, np.int64)], types=[(x.dtype, out)])
+
+
+def unsqueeze(x, dim):
+    x = as_tensor(x)
+    r = len(x._shape) + 1
+    dims = dim if isinstance(dim, (tuple, list)) else [dim]
+    axes = sorted(_norm_dim(d, r + len(dims) - 1) for d in dims)
+    out = list(x._shape)
+    for a in axes:
+        out.insert(a, 1)
+    return apply("Unsqueeze", [x, const(axes, np.int64)], types=[(x.dtype, tuple(out))])
+
+
+def expand(x, *sizes):
+    """Broadcast to `sizes`; -1 keeps a dim (torch.Tensor.expand)."""
+    x = as_tensor(x)
+    sizes = _sizes(sizes)
+    r = len(sizes)
+    if r < len(x._shape):
+        raise ValueError(f"expand: the number of sizes ({r}) must be >= the tensor's rank ({len(x._shape)})")
+    pad = r - len(x._shape)
+    xs = x.shape
+    full, out = [], []
+    for i, s in enumerate(sizes):
+        cur = xs[i - pad] if i >= pad else 1
+        if not isinstance(s, Dim) and int(s) == -1:
+            s = cur
+        if isinstance(cur, int) and cur != 1 and not isinstance(s, Dim) and int(s) != cur:
+            raise ValueError(f"expand: the expanded size {s} must match the existing size {cur} at dim {i} "
+                             f"(shape {_fmt(x._shape)} -> {_fmt(sizes)})")
+        full.append(s)
+        out.append(_key(s))
+    if tuple(out) == tuple(x._shape):
+        return x
+    return apply("Expand", [x, shape_tensor(full)], types=[(x.dtype, tuple(out))])
+
+
+def expand_as(x, other):
+    return expand(x, as_tensor(other).shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, shape)
+
+
+def repeat(x, *sizes):
+    """torch.Tensor.repeat: Tile after unsqueezing to len(sizes) dims."""
+    x = as_tensor(x)
+    sizes = [int(s) for s in _sizes(sizes)]
+    if len(sizes) < len(x._shape):
+        raise ValueError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller than the rank ({len(x._shape)})")
+    extra = len(sizes) - len(x._shape)
+    if extra:
+        x = reshape(x, *([1] * extra), *x.shape)
+    out = tuple(d * s if isinstance(d, int) else f"{s}*{d}" if s != 1 else d for d, s in zip(x._shape, sizes))
+    return apply("Tile", [x, const(sizes, np.int64)], types=[(x.dtype, out)])
+
+
+def tile(x, dims):
+    x = as_tensor(x)
+    dims = list(dims)
+    if len(dims) < len(x._shape):
+        dims = [1] * (len(x._shape) - len(dims)) + dims
+    return repeat(x, dims)
+
+
+def cat(tensors, dim=0):
+    """torch.cat: promotes dtypes, Concat along dim."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    from .. import dtypes
+    dt = tensors[0].dtype
+    for t in tensors[1:]:
+        dt = dtypes.promote(dt, t.dtype)
+    tensors = [cast(t, dt) for t in tensors if not (t._shape == (0,) and len(tensors[0]._shape) > 1)]
+    if len(tensors) == 1:
+        return tensors[0]
+    r = len(tensors[0]._shape)
+    return apply("Concat", tensors, {"axis": _norm_dim(dim, r)})
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shapes = {t._shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack expects each tensor to be equal size, got {' and '.join(_fmt(s) for s in shapes)}")
+    r = len(tensors[0]._shape) + 1
+    d = _norm_dim(dim, r)
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """torch.split: an int chunk size or a list of sizes; returns a tuple."""
+    x = as_tensor(x)
+    r = len(x._shape)
+    d = _norm_dim(dim, r)
+    n = x._shape[d]
+    if not isinstance(n, int):
+        raise ValueError(f"split: dim {dim} is symbolic ({n}); split along a static dim")
+    if isinstance(split_size_or_sections, int):
+        k = split_size_or_sections
+        sizes = [k] * (n // k) + ([n % k] if n % k else [])
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, but dim {dim} has size {n}")
+    if len(sizes) == 1:
+        return (x,)
+    types = []
+    for s in sizes:
+        shp = list(x._shape)
+        shp[d] = s
+        types.append((x.dtype, tuple(shp)))
+    return tuple(apply("Split", [x, const(sizes, np.int64)], {"axis": d}, n_out=len(sizes), types=types))
+
+
+def chunk(x, chunks, dim=0):
+    x = as_tensor(x)
+    n = x._shape[_norm_dim(dim, len(x._shape))]
+    k = -(-n // chunks)
+    return split(x, k, dim)
+
+
+def unbind(x, dim=0):
+    return tuple(squeeze(p, dim) for p in split(x, 1, dim))
+
+
+def narrow(x, dim, start, length):
+    x = as_tensor(x)
+    d = _norm_dim(dim, len(x._shape))
+    idx = [slice(None)] * d + [slice(start, start + length)]
+    return getitem(x, tuple(idx))
+
+
+def flip(x, dims):
+    x = as_tensor(x)
+    r = len(x._shape)
+    dims = [_norm_dim(d, r) for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+    big = np.iinfo(np.int64).max
+    return apply("Slice", [x, const([-1] * len(dims), np.int64), const([-big] * len(dims), np.int64),
+                           const(dims, np.int64), const([-1] * len(dims), np.int64)], types=[(x.dtype, x._shape)])
+
+
+def gather(x, dim, index):
+    """torch.gather: GatherElements."""
+    x, index = as_tensor(x), cast(as_tensor(index), np.int64)
+    return apply("GatherElements", [x, index], {"axis": _norm_dim(dim, len(x._shape))},
+                 types=[(x.dtype, index._shape)])
+
+
+def index_select(x, dim, index):
+    x, index = as_tensor(x), cast(as_tensor(index), np.int64)
+    d = _norm_dim(dim, len(x._shape))
+    out = x._shape[:d] + index._shape + x._shape[d + 1:]
+    return apply("Gather", [x, index], {"axis": d}, types=[(x.dtype, out)])
+
+
+def take_along_dim(x, indices, dim):
+    return gather(x, dim, indices)
+
+
+def scatter(x, dim, index, src, reduce=None):
+    x, index = as_tensor(x), cast(as_tensor(index), np.int64)
+    src = as_tensor(src, x.dtype) if not isinstance(src, Tensor) else cast(src, x.dtype)
+    if len(src._shape) == 0:
+        from .shape import expand as _e
+        src = _e(src, index.shape)
+    attrs = {"axis": _norm_dim(dim, len(x._shape))}
+    if reduce:
+        attrs["reduction"] = {"add": "add", "multiply": "mul", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"}[reduce]
+    return apply("ScatterElements", [x, index, src], attrs, types=[(x.dtype, x._shape)])
+
+
+def scatter_add(x, dim, index, src):
+    return scatter(x, dim, index, src, reduce="add")
+
+
+# ----- indexing --------------------------------------------------------------------------------
+_BIG = np.iinfo(np.int64).max
+
+
+def _slice_len(n, s):
+    if isinstance(n, int):
+        return len(range(*s.indices(n)))
+    if s.start in (None, 0) and s.stop is None and s.step in (None, 1):
+        return n
+    return fresh_dim()
+
+
+def _is_int(i):
+    return isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+
+
+def getitem(x, idx):
+    """Indexing with ints, slices (steps, negatives), None, ... and integer arrays/tensors
+    (one advanced index -> Gather; several -> broadcast, stack, GatherND)."""
+    x = as_tensor(x)
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    for i in idx:
+        if (isinstance(i, Tensor) and i.dtype == bool) or (isinstance(i, (np.ndarray, list)) and np.asarray(i).dtype == bool):
+            raise IndexError("boolean mask indexing has a data-dependent shape; use ok.where(mask, x, 0) instead")
+    if sum(1 for i in idx if i is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    r = len(x._shape)
+    consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
+    if consumed > r:
+        raise IndexError(f"too many indices for tensor of rank {r}")
+    if Ellipsis in [i for i in idx if not isinstance(i, (Tensor, np.ndarray, list))]:
+        k = next(j for j, i in enumerate(idx) if i is Ellipsis)
+        idx = idx[:k] + (slice(None),) * (r - consumed) + idx[k + 1:]
+    else:
+        idx = idx + (slice(None),) * (r - consumed)
+    entries = [i for i in idx if i is not None]
+    starts, ends, axes, steps, sliced = [], [], [], [], list(x._shape)
+    for axis, i in enumerate(entries):
+        n = x._shape[axis]
+        if isinstance(i, slice):
+            step = 1 if i.step is None else int(i.step)
+            if step == 0:
+                raise ValueError("slice step cannot be zero")
+            if (i.start, i.stop, step) != (None, None, 1):
+                starts.append(int(i.start) if i.start is not None else (0 if step > 0 else -1))
+                ends.append(int(i.stop) if i.stop is not None else (_BIG if step > 0 else -_BIG))
+                axes.append(axis), steps.append(step)
+            sliced[axis] = _slice_len(n, i)
+        elif _is_int(i):
+            i = int(i)
+            if isinstance(n, int) and not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for dimension {axis} with size {n}")
+            starts.append(i), ends.append(i + 1 if i != -1 else _BIG), axes.append(axis), steps.append(1)
+            sliced[axis] = 1
+    y = x
+    if axes:
+        y = apply("Slice", [x, const(starts, np.int64), const(ends, np.int64), const(axes, np.int64),
+                            const(steps, np.int64)], types=[(x.dtype, tuple(sliced))])
+    int_axes = [a for a, i in enumerate(entries) if _is_int(i)]
+    if int_axes:
+        y = apply("Squeeze", [y, const(int_axes, np.int64)],
+                  types=[(y.dtype, tuple(d for a, d in enumerate(y._shape) if a not in int_axes))])
+    rest = [i for i in entries if not _is_int(i)]  # entries matching y's axes now
+    adv = [(a, i) for a, i in enumerate(rest) if not isinstance(i, slice)]
+    if len(adv) == 1:
+        a, ix = adv[0]
+        ix = _index_tensor(ix, y._shape[a], a)
+        y = index_select(y, a, ix)
+        adv_width = len(ix._shape)
+    elif adv:
+        y, adv_width = _multi_advanced(y, adv)
+    if None in idx:
+        if len(adv) > 1:
+            raise IndexError("None together with several integer-array indices is not supported")
+        width = {id(i): (adv_width if not isinstance(i, slice) else 1) for i in rest}
+        pos, new_axes = 0, []
+        for i in idx:
+            if i is None:
+                new_axes.append(pos)
+                pos += 1
+            elif not _is_int(i):
+                pos += width[id(i)]
+        y = unsqueeze(y, new_axes)
+    return y
+
+
+def _index_tensor(ix, n, axis):
+    ix = cast(as_tensor(np.asarray(ix) if not isinstance(ix, Tensor) else ix), np.int64)
+    if isinstance(n, int) and ix._value is not None and ix.kind != "input":
+        v = np.asarray(ix._value)
+        if v.size and (v.max() >= n or v.min() < -n):
+            bad = int(v.max() if v.max() >= n else v.min())
+            raise IndexError(f"index {bad} is out of bounds for dimension {axis} with size {n}")
+    return ix
+
+
+def _multi_advanced(y, adv):
+    """Several integer-array indices: broadcast, stack, GatherND over those axes moved to the front;
+    torch keeps the result in place when the indexed axes are adjacent."""
+    from ..infer import broadcast_shapes
+    axes = [a for a, _ in adv]
+    ixs = [_index_tensor(ix, y._shape[a], a) for a, ix in adv]
+    bshape = broadcast_shapes(*(i._shape for i in ixs), what="index")
+    others = [a for a in range(len(y._shape)) if a not in axes]
+    y = permute(y, axes + others)
+    ixs = [expand(i, [d if isinstance(d, int) else Dim(d) for d in bshape]) if i._shape != bshape else i for i in ixs]
+    out = tuple(bshape) + tuple(y._shape[len(axes):])
+    y = apply("GatherND", [y, stack(ixs, -1)], types=[(y.dtype, out)])
+    if axes == list(range(axes[0], axes[0] + len(axes))) and axes[0] > 0:
+        k = len(bshape)
+        order = list(range(k, k + axes[0])) + list(range(k)) + list(range(k + axes[0], len(out)))
+        y = permute(y, order)
+    return y, len(bshape)

@@ -1,0 +1,251 @@
+"""onnxruntime execution: device selection, the public Session, and lazy evaluation of Tensors
+with compiled sessions cached by graph structure."""
+import collections
+import ctypes
+import os
+
+import numpy as np
+
+from . import dtypes
+from .emit import build_model, structure_key, topo
+
+_providers_cache = {}
+
+
+def cuda_available():
+    """True when the CUDA provider is installed and a CUDA driver with a device is present.
+    Probed without creating a session, so nothing is printed on a CPU-only machine."""
+    if "cuda" not in _providers_cache:
+        ok = False
+        try:
+            import onnxruntime as ort
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                lib = ctypes.CDLL("libcuda.so.1")
+                count = ctypes.c_int(0)
+                ok = lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+        except OSError:
+            ok = False
+        _providers_cache["cuda"] = ok
+    return _providers_cache["cuda"]
+
+
+def providers_for(device):
+    device = (device or "auto").lower()
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "cpu" or (device == "auto" and not cuda_available()):
+        return ["CPUExecutionProvider"]
+    if device == "cuda" and not cuda_available():
+        raise RuntimeError("device='cuda' was asked for but no CUDA device is usable "
+                           "(install onnxruntime-gpu and a CUDA driver, or use device='auto')")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def session_options(spinning=False, threads=None):
+    """Thread settings that let several sessions share a process: spinning off (an idle spinning
+    session slows its neighbours by up to 40 %, see PERF_NOTES), intra-op threads = cores."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return so
+
+
+def make_inference_session(model, device="auto", spinning=False, optimization=None):
+    import onnxruntime as ort
+    so = session_options(spinning)
+    if optimization is not None:
+        so.graph_optimization_level = optimization
+    data = model if isinstance(model, (str, bytes, os.PathLike)) else model.SerializeToString()
+    if isinstance(data, os.PathLike):
+        data = str(data)
+    providers = providers_for(device)
+    sess = ort.InferenceSession(data, sess_options=so, providers=providers)
+    if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+        raise RuntimeError("the CUDA provider did not load for this session")
+    return sess
+
+
+class Session:
+    """Runs an ONNX model (path or ModelProto) on onnxruntime; `run(feeds)` -> {name: array}.
+    Feeds are checked against the model's inputs first so errors name the input."""
+
+    def __init__(self, model, device="auto", spinning=False, optimization=None):
+        import onnx
+        if not isinstance(model, (str, os.PathLike, bytes)) and not isinstance(model, onnx.ModelProto):
+            raise TypeError(f"Session takes a path or an onnx.ModelProto, got {type(model).__name__}")
+        self._sess = make_inference_session(model, device, spinning, optimization)
+        self.device = "cuda" if "CUDAExecutionProvider" in self._sess.get_providers() else "cpu"
+        self.providers = self._sess.get_providers()
+        self.inputs = [(i.name, i.type, i.shape) for i in self._sess.get_inputs()]
+        self.input_names = [i[0] for i in self.inputs]
+        self.output_names = [o.name for o in self._sess.get_outputs()]
+        self._expect = {name: (_ORT_TYPES.get(typ), shape) for name, typ, shape in self.inputs}
+        self._binding = None
+
+    def check_feeds(self, feeds):
+        missing = [n for n in self.input_names if n not in feeds]
+        extra = [n for n in feeds if n not in self._expect]
+        if missing or extra:
+            parts = ([f"missing input(s) {missing}"] if missing else []) + ([f"unexpected input(s) {extra}"] if extra else [])
+            raise ValueError(f"bad feeds: {'; '.join(parts)}; the model's inputs are {self.input_names}")
+        out = {}
+        for name, v in feeds.items():
+            v = _to_numpy(v)
+            want_dtype, want_shape = self._expect[name]
+            if want_dtype is not None and v.dtype != want_dtype:
+                if v.dtype.kind == want_dtype.kind == "f" or (v.dtype.kind in "iu" and want_dtype.kind in "iu"):
+                    raise TypeError(f"input {name!r}: expected dtype {want_dtype}, got {v.dtype} "
+                                    f"(convert with .astype(np.{want_dtype.name}))")
+                raise TypeError(f"input {name!r}: expected dtype {want_dtype}, got {v.dtype}")
+            if want_shape is not None:
+                if len(want_shape) != v.ndim:
+                    raise ValueError(f"input {name!r}: expected rank {len(want_shape)} {_fmt(want_shape)}, "
+                                     f"got shape {v.shape}")
+                for i, (w, g) in enumerate(zip(want_shape, v.shape)):
+                    if isinstance(w, int) and w != g:
+                        raise ValueError(f"input {name!r}: expected shape {_fmt(want_shape)}, got {v.shape} "
+                                         f"(dim {i} must be {w})")
+            out[name] = v
+        return out
+
+    def run(self, feeds, output_names=None):
+        feeds = self.check_feeds(feeds)
+        names = output_names or self.output_names
+        return dict(zip(names, self._sess.run(names, feeds)))
+
+    def run_bound(self, feeds):
+        """Repeated-run path: binds inputs and outputs as OrtValues on the session's device through
+        IOBinding and returns OrtValues (call .numpy() on them)."""
+        import onnxruntime as ort
+        dev = "cuda" if self.device == "cuda" else "cpu"
+        b = self._binding or self._sess.io_binding()
+        self._binding = b
+        for name, v in feeds.items():
+            if isinstance(v, ort.OrtValue):
+                b.bind_ortvalue_input(name, v)
+            else:
+                b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v), dev, 0))
+        for name in self.output_names:
+            b.bind_output(name, dev)
+        self._sess.run_with_iobinding(b)
+        return dict(zip(self.output_names, b.get_outputs()))
+
+    @property
+    def ort_session(self):
+        return self._sess
+
+
+_ORT_TYPES = {f"tensor({k})": np.dtype(v) for k, v in {
+    "float": "float32", "double": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
+    "int16": "int16", "int8": "int8", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32",
+    "uint64": "uint64", "bool": "bool"}.items()}
+
+
+def _fmt(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _to_numpy(v):
+    if isinstance(v, np.ndarray):
+        return v
+    if hasattr(v, "detach") and hasattr(v, "cpu"):
+        return v.detach().cpu().numpy()
+    if hasattr(v, "numpy") and not isinstance(v, (list, tuple)):
+        return np.asarray(v.numpy())
+    return np.asarray(v)
+
+
+# ----- lazy evaluation of Tensors -----------------------------------------------------------
+_CACHE_SIZE = 256
+_compiled = collections.OrderedDict()  # structure key -> (ort session, fed input names)
+_pending = {}  # id(leaf) -> (leaf, Tensor): deferred in-place assignments (w -= lr * g)
+stats = collections.Counter()  # cache hits/misses and runs, for tests and benchmarks
+default_device = "auto"
+
+
+def defer_assign(leaf, new):
+    from . import ops
+    if id(leaf) in _pending:
+        flush_pending()
+    new = ops.as_tensor(new, leaf.dtype)
+    if new.dtype != leaf.dtype:
+        new = new.astype(leaf.dtype)
+    if new._shape != leaf._shape:
+        new = ops.expand(new, leaf.shape)
+    if new.node is None or (new._value is not None and new.kind != "input"):
+        leaf._become_value(np.array(new.numpy(), leaf.dtype, copy=True))
+        return
+    _pending[id(leaf)] = (leaf, new)
+
+
+def flush_pending():
+    if _pending:
+        evaluate([])
+
+
+def flush_if_pending(t):
+    if id(t) in _pending:
+        flush_pending()
+
+
+def _compile(outputs, nodes, leaves):
+    fed = {id(t): f"in{i}" for i, t in enumerate(leaves) if t.kind != "const"}
+    unbound = [t.name for t in leaves if t.kind == "input"]
+    if unbound:
+        raise ValueError(f"cannot evaluate: the result depends on the unbound Input(s) {unbound}; "
+                         "run it through ok.export(...) and ok.Session, or call the model on ok.tensor values")
+    model, _ = build_model(outputs, fed=fed, cut_evaluated=True, declare_output_shapes=False,
+                           nodes_leaves=(nodes, leaves))
+    try:
+        sess = make_inference_session(model, default_device)
+    except Exception as e:
+        raise RuntimeError(f"onnxruntime rejected the graph: {e}") from None
+    return sess, [fed[id(t)] for t in leaves if id(t) in fed]
+
+
+def evaluate(targets):
+    """Run the sub-DAG for `targets` (and any deferred assignments and buffer updates) in one
+    onnxruntime call; returns the target values and memoizes them on the tensors."""
+    targets = list(targets)
+    if _pending and targets:
+        _, leaves = topo(targets, cut_evaluated=True)
+        if any(id(t) in _pending for t in leaves):
+            evaluate([])  # the targets read values that in-place updates replaced: apply those first
+    assigns = list(_pending.values())
+    _pending.clear()
+    outputs = targets + [new for _, new in assigns]
+    nodes, leaves = topo(outputs, cut_evaluated=True)
+    effects = [e for n in nodes if n.effects for e in n.effects]
+    if effects:
+        for n in nodes:
+            n.effects = None
+        assigns += effects
+        outputs = targets + [new for _, new in assigns]
+        nodes, leaves = topo(outputs, cut_evaluated=True)
+    if not outputs:
+        return []
+    key = structure_key(nodes, leaves, outputs)
+    entry = _compiled.get(key)
+    if entry is None:
+        stats["miss"] += 1
+        entry = _compile(outputs, nodes, leaves)
+        _compiled[key] = entry
+        if len(_compiled) > _CACHE_SIZE:
+            _compiled.popitem(last=False)
+    else:
+        stats["hit"] += 1
+        _compiled.move_to_end(key)
+    sess, fed_names = entry
+    feeds = dict(zip(fed_names, (t._value for t in leaves if t.kind != "const")))
+    stats["run"] += 1
+    values = sess.run(None, feeds)
+    for t, v in zip(targets, values):
+        if t.node is not None:
+            t._value = v
+    for (leaf, _), v in zip(assigns, values[len(targets):]):
+        leaf._become_value(v)
+    return [t._value if t.node is not None else v for t, v in zip(targets, values[:len(targets)])]

@@ -1,0 +1,407 @@
+"""The Tensor DAG: leaves (values, symbolic Inputs) and nodes whose op is an ONNX op.
+
+A Tensor is lazy: building one records an ONNX node and infers its dtype and shape; `.numpy()`
+runs the sub-DAG it depends on in onnxruntime (see runtime.evaluate)."""
+import contextlib
+import itertools
+import threading
+
+import numpy as np
+
+from . import dtypes
+from .dims import Dim
+
+_state = threading.local()
+
+
+def _st():
+    if not hasattr(_state, "grad_enabled"):
+        _state.grad_enabled = True
+        _state.scope = []
+    return _state
+
+
+def is_grad_enabled():
+    return _st().grad_enabled
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Stop recording gradients (torch.no_grad)."""
+    st = _st()
+    prev, st.grad_enabled = st.grad_enabled, False
+    try:
+        yield
+    finally:
+        st.grad_enabled = prev
+
+
+@contextlib.contextmanager
+def enable_grad():
+    st = _st()
+    prev, st.grad_enabled = st.grad_enabled, True
+    try:
+        yield
+    finally:
+        st.grad_enabled = prev
+
+
+@contextlib.contextmanager
+def name_scope(name):
+    """Prefix for the names of nodes built inside (module paths such as `features.3`)."""
+    st = _st()
+    st.scope.append(name)
+    try:
+        yield
+    finally:
+        st.scope.pop()
+
+
+def current_scope():
+    return "/".join(s for s in _st().scope if s)
+
+
+def _freeze(v):
+    """Hashable form of an attribute value for the structure key."""
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    if isinstance(v, np.ndarray):
+        return (v.dtype.str, v.shape, v.tobytes())
+    if hasattr(v, "SerializeToString"):
+        return v.SerializeToString()
+    return v
+
+
+class Node:
+    """One ONNX op application: op type, domain, attributes (Python values), inputs, outputs.
+    `effects` holds (leaf, Tensor) buffer updates applied when the node is first evaluated."""
+    __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out", "custom")
+    _ids = itertools.count()
+
+    def __init__(self, op_type, inputs, attrs=None, domain="", outer=None):
+        self.op_type, self.domain, self.inputs = op_type, domain, list(inputs)
+        self.attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
+        self.scope = current_scope()
+        self.key = (domain, op_type, tuple(sorted((k, _freeze(v)) for k, v in self.attrs.items())))
+        self.outputs = []
+        self.effects = None
+        self.outer = outer  # {outer-scope name: Tensor} referenced by subgraph attributes
+        self.n_out = 1
+        self.custom = None  # (Function call, output index) for autodiff.Function outputs
+
+    def __repr__(self):
+        return f"Node({self.op_type}, scope={self.scope!r})"
+
+
+class Tensor:
+    """A node output or a leaf. Leaves hold a numpy value (`ok.tensor`, parameters, constants) or
+    are symbolic graph inputs (`ok.Input`)."""
+    __slots__ = ("node", "index", "_value", "_shape", "dtype", "requires_grad", "grad", "name", "kind",
+                 "_zero", "_version", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to our reflected operators
+
+    def __init__(self, dtype, shape, node=None, index=0, value=None, kind="op", name=None, requires_grad=False):
+        self.node, self.index, self._value = node, index, value
+        self.dtype = dtypes.as_dtype(dtype)
+        self._shape = None if shape is None else tuple(shape)
+        self.kind, self.name, self.requires_grad, self.grad = kind, name, requires_grad, None
+        self._zero = False
+        self._version = 0
+
+    # ----- introspection -------------------------------------------------------------------
+    @property
+    def shape(self):
+        """Tuple of ints and symbolic `Dim`s; symbolic entries lower to Shape/Gather of this tensor."""
+        if self._shape is None:
+            raise ValueError(f"the rank of {self!r} is unknown at build time")
+        return tuple(d if isinstance(d, int) else Dim(d, _dim_lowering(self, i)) for i, d in enumerate(self._shape))
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def dim(self):
+        return self.ndim
+
+    def numel(self):
+        n = 1
+        for d in self.shape:
+            n = n * d
+        return n
+
+    @property
+    def is_leaf(self):
+        return self.node is None or not self.requires_grad
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    def __len__(self):
+        d = self.shape[0]
+        if isinstance(d, Dim):
+            raise TypeError(f"len() of a tensor whose first dim is symbolic ({d})")
+        return d
+
+    def __repr__(self):
+        shape = "?" if self._shape is None else "(" + ", ".join(str(d) for d in self._shape) + ")"
+        what = {"op": f"{self.node.op_type}" if self.node else "", "input": f"Input {self.name!r}",
+                "value": "value", "const": "const"}[self.kind]
+        rg = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({what}, shape={shape}, dtype={self.dtype}{rg})"
+
+    # ----- evaluation ----------------------------------------------------------------------
+    def numpy(self):
+        """Evaluate (runs the sub-DAG in onnxruntime) and return a numpy array."""
+        if self._value is not None and self.kind != "input":
+            from .runtime import flush_if_pending
+            flush_if_pending(self)
+            return self._value
+        from .runtime import evaluate
+        return evaluate([self])[0]
+
+    def item(self):
+        v = self.numpy()
+        if v.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {v.shape}")
+        return v.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        v = self.numpy()
+        return v if dtype is None else v.astype(dtype)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        return bool(self.item())
+
+    def detach(self):
+        """Same value, cut from the gradient graph (an Identity node, or a leaf sharing the value)."""
+        if self.node is None:
+            return Tensor(self.dtype, self._shape, value=self._value, kind=self.kind if self.kind != "value" else "value", name=self.name)
+        from . import ops
+        with no_grad():
+            return ops.identity(self)
+
+    def requires_grad_(self, flag=True):
+        if self.node is not None and flag:
+            raise RuntimeError("requires_grad_ can only be set on leaf tensors")
+        if flag and not dtypes.is_floating(self.dtype):
+            raise RuntimeError(f"only floating-point tensors can require gradients, got {self.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        from .autodiff import backward
+        backward(self, gradient, create_graph=create_graph)
+
+    # ----- in-place value replacement (leaves) ------------------------------------------------
+    def _assign(self, new):
+        """Replace this leaf's value by `new` (a Tensor or array), deferred until the next evaluation."""
+        if self.node is not None and self.requires_grad and is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation; "
+                               "wrap the update in `with ok.no_grad():`")
+        from .runtime import defer_assign
+        defer_assign(self, new)
+        return self
+
+    def copy_(self, src):
+        from . import ops
+        src = ops.as_tensor(src, self.dtype)
+        return self._assign(ops.expand(src.astype(self.dtype), self.shape) if src._shape != self._shape else src)
+
+    def zero_(self):
+        from .runtime import flush_pending
+        flush_pending()
+        self._become_value(np.zeros([int(d) for d in self._shape], self.dtype))
+        self._zero = True
+        return self
+
+    def fill_(self, v):
+        from .runtime import flush_pending
+        flush_pending()
+        self._become_value(np.full([int(d) for d in self._shape], v, self.dtype))
+        return self
+
+    def _become_value(self, arr):
+        self.node, self.index, self.kind = None, 0, "value"
+        self._value = arr
+        self._shape = tuple(arr.shape)
+        self._zero = False
+        self._version += 1
+
+    def _inplace(self, other, fn):
+        if self.node is None and self.kind == "value":
+            return self._assign(fn(self, other))
+        from .runtime import flush_pending
+        flush_pending()
+        with no_grad():
+            new = fn(self, other).numpy()
+        self._become_value(np.asarray(new, self.dtype))
+        return self
+
+    def __iadd__(self, o): return self._inplace(o, lambda a, b: a + b)
+    def __isub__(self, o): return self._inplace(o, lambda a, b: a - b)
+    def __imul__(self, o): return self._inplace(o, lambda a, b: a * b)
+    def __itruediv__(self, o): return self._inplace(o, lambda a, b: a / b)
+    def add_(self, o, alpha=1): return self._inplace(o, lambda a, b: a + b * alpha if alpha != 1 else a + b)
+    def sub_(self, o, alpha=1): return self._inplace(o, lambda a, b: a - b * alpha if alpha != 1 else a - b)
+    def mul_(self, o): return self._inplace(o, lambda a, b: a * b)
+    def div_(self, o): return self._inplace(o, lambda a, b: a / b)
+    def clamp_(self, min=None, max=None): return self._inplace(None, lambda a, _: a.clamp(min, max))
+
+    def __hash__(self):
+        return id(self)
+
+
+def _dim_lowering(t, i):
+    def lower():
+        from . import ops
+        return ops.dim_size(t, i)
+    return lower
+
+
+# ----- leaves -------------------------------------------------------------------------------
+def _default_dtype(arr):
+    if arr.dtype == np.float64 and not getattr(arr, "_keep", False):
+        return arr.dtype
+    return arr.dtype
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A leaf holding a value, like torch.tensor: Python floats give float32, ints int64, numpy
+    arrays keep their dtype; torch tensors are read without importing torch."""
+    if isinstance(data, Tensor):
+        data = data.numpy()
+    if hasattr(data, "detach") and hasattr(data, "cpu") and not isinstance(data, np.ndarray):
+        data = data.detach().cpu().numpy()
+    if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
+        arr = np.asarray(data)
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        elif arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+    else:
+        arr = np.asarray(data, dtype=None if dtype is None else dtypes.as_dtype(dtype))
+    arr = np.ascontiguousarray(arr)
+    t = Tensor(arr.dtype, arr.shape, value=arr, kind="value")
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def const(value, dtype):
+    """A small constant embedded in the graph (part of the structure key), never fed."""
+    arr = np.asarray(value, dtype=dtypes.as_dtype(dtype))
+    return Tensor(arr.dtype, arr.shape, value=arr, kind="const")
+
+
+def Input(name, shape, dtype="float32"):
+    """A symbolic graph input; string entries of `shape` are named dims (`("N", 4)`)."""
+    if shape is None:
+        raise ValueError("Input needs a shape; use strings for symbolic dims, e.g. ('N', 4)")
+    shp = tuple(d if isinstance(d, str) else (d.name if isinstance(d, Dim) else int(d)) for d in shape)
+    return Tensor(dtype, shp, kind="input", name=name)
+
+
+def _shape_arg(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(int(s) for s in size)
+
+
+_rng = np.random.default_rng(0)
+
+
+def manual_seed(seed):
+    """Seed every random source onnxkit uses (initializers, ok.randn, dropout masks)."""
+    global _rng
+    _rng = np.random.default_rng(int(seed))
+    from . import random as _random
+    _random.seed(int(seed))
+
+
+def rng():
+    return _rng
+
+
+def _factory(fn):
+    def make(*size, dtype=None, requires_grad=False):
+        arr = fn(_shape_arg(size), dtypes.as_dtype(dtype or "float32"))
+        return tensor(arr, requires_grad=requires_grad)
+    make.__name__ = fn.__name__
+    return make
+
+
+randn = _factory(lambda s, d: _rng.standard_normal(s).astype(d))
+rand = _factory(lambda s, d: _rng.random(s).astype(d))
+zeros = _factory(lambda s, d: np.zeros(s, d))
+ones = _factory(lambda s, d: np.ones(s, d))
+empty = zeros
+randn.__doc__ = "Standard-normal leaf (torch.randn)."
+
+
+def randint(low, high=None, size=(), dtype="int64"):
+    if high is None:
+        low, high = 0, low
+    return tensor(_rng.integers(low, high, size=tuple(size)).astype(dtypes.as_dtype(dtype)))
+
+
+def full(size, fill_value, dtype=None, requires_grad=False):
+    d = dtype or (np.float32 if isinstance(fill_value, float) else np.int64 if isinstance(fill_value, int) and not isinstance(fill_value, bool) else np.bool_ if isinstance(fill_value, bool) else np.float32)
+    return tensor(np.full(_shape_arg((size,)), fill_value, dtypes.as_dtype(d)), requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = np.int64 if all(isinstance(v, int) for v in (start, end, step)) else np.float32
+    return tensor(np.arange(start, end, step).astype(dtypes.as_dtype(dtype)), requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    return tensor(np.eye(n, m, dtype=dtypes.as_dtype(dtype or "float32")), requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None):
+    return tensor(np.linspace(start, end, steps).astype(dtypes.as_dtype(dtype or "float32")))
+
+
+def _like(fn):
+    def like(t, dtype=None, requires_grad=False):
+        return fn(*[int(d) for d in t.shape], dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return like
+
+
+zeros_like, ones_like, randn_like, rand_like = _like(zeros), _like(ones), _like(randn), _like(rand)
+
+
+def full_like(t, fill_value, dtype=None):
+    return full(tuple(int(d) for d in t.shape), fill_value, dtype=dtype or t.dtype)
+
+
+OPSET = 21
+
+
+def apply(op_type, inputs, attrs=None, n_out=1, domain="", types=None, outer=None):
+    """Record one ONNX node and return its output Tensor(s). `types` ([(dtype, shape)] per output)
+    skips inference when the caller already knows the result."""
+    from .infer import infer
+    node = Node(op_type, inputs, attrs, domain, outer)
+    node.n_out = n_out
+    res = types if types is not None else infer(node, n_out, OPSET)
+    rg = is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    node.outputs = [Tensor(d, s, node=node, index=i, requires_grad=rg and dtypes.is_floating(d))
+                    for i, (d, s) in enumerate(res)]
+    return node.outputs[0] if n_out == 1 else node.outputs
