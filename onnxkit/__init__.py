@@ -14,7 +14,7 @@ float32, float64, float16, int64, int32, int8, uint8 = "float32", "float64", "fl
 bool_ = "bool"
 
 _LAZY = {
-    "export": ("onnxkit.export", "export"), "load": ("onnxkit.importer", "load"),
+    "export": ("onnxkit.exporter", "export"), "load": ("onnxkit.importer", "load"),
     "Session": ("onnxkit.runtime", "Session"), "grad": ("onnxkit.autodiff", "grad"),
     "Function": ("onnxkit.autodiff", "Function"), "Trainer": ("onnxkit.trainer", "Trainer"),
     "nn": ("onnxkit.nn", None), "optim": ("onnxkit.optim", None), "autodiff": ("onnxkit.autodiff", None),

@@ -6,6 +6,7 @@ from .reduce import *  # noqa: F401,F403
 from .reduce import sum, max, min, all, any  # noqa: F401
 from .shape import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
+from .nn_linear import linear, bilinear  # noqa: F401
 from . import methods as _methods  # attaches the Tensor methods and operators
 
 __all__ = [n for n in dir() if not n.startswith("_")]

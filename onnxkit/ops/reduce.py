@@ -1,4 +1,5 @@
 """Reductions and softmax with torch's `dim`/`keepdim` arguments (ONNX Reduce* with an axes input)."""
+import builtins
 import collections
 
 import numpy as np
@@ -16,9 +17,9 @@ def _axes(x, dim):
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     r = len(x._shape)
     for d in dims:
-        if not -r <= d < max(r, 1):
+        if not -r <= d < builtins.max(r, 1):
             raise IndexError(f"dim {d} is out of range for a tensor of rank {r}")
-    return [d % max(r, 1) for d in dims]
+    return [d % builtins.max(r, 1) for d in dims]
 
 
 def _reduce(op_type, x, dim, keepdim):

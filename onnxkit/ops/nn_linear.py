@@ -1,0 +1,20 @@
+"""linear and bilinear (torch.nn.functional)."""
+from ..tensor import apply
+from .core import as_tensor, add
+from .linalg import matmul, einsum
+from .shape import t as _t
+
+
+def linear(x, weight, bias=None):
+    """x @ W^T + b: one Gemm(transB=1) for 2-D inputs, MatMul + Add otherwise."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    if len(x._shape) == 2 and bias is not None and len(weight._shape) == 2:
+        return apply("Gemm", [x, weight, bias], {"transB": 1})
+    y = matmul(x, _t(weight))
+    return add(y, bias) if bias is not None else y
+
+
+def bilinear(x1, x2, weight, bias=None):
+    """y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o]."""
+    y = einsum("...i,oij,...j->...o", as_tensor(x1), as_tensor(weight), as_tensor(x2))
+    return add(y, bias) if bias is not None else y
