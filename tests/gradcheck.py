@@ -14,7 +14,7 @@ from onnxkit.emit import build_model
 
 def compile_fn(outputs, leaves, runtime="reference"):
     fed = {id(t): f"in{i}" for i, t in enumerate(leaves)}
-    model, _ = build_model(outputs, fed=fed, declare_output_shapes=False)
+    model, _ = build_model(outputs, fed=fed)
     onnx.checker.check_model(model, full_check=True)
     assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), "non-standard op emitted"
     names = [f"in{i}" for i in range(len(leaves))]
