@@ -7,6 +7,16 @@ from .reduce import sum, max, min, all, any  # noqa: F401
 from .shape import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .nn_linear import linear, bilinear  # noqa: F401
+from .conv import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
+from .padding import *  # noqa: F401,F403
+from .activation import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .distance import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .sparse import *  # noqa: F401,F403
+from .vision import *  # noqa: F401,F403
 from . import methods as _methods  # attaches the Tensor methods and operators
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,1 @@
+"""torch.nn.utils equivalents (being written)."""
