@@ -19,4 +19,5 @@ from .sparse import *  # noqa: F401,F403
 from .vision import *  # noqa: F401,F403
 from . import methods as _methods  # attaches the Tensor methods and operators
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+import types as _types
+__all__ = [n for n, v in dict(globals()).items() if not n.startswith("_") and not isinstance(v, _types.ModuleType)]
