@@ -22,10 +22,10 @@ def unbroadcast(g, shape):
     return ops.squeeze(g, list(range(lead))) if lead else g
 
 
-def _walk(outputs, stop_at=()):
-    """Nodes between the outputs and tensors that require grad, in topological order."""
-    nodes, _ = topo(outputs)
-    return [n for n in nodes if any(t.requires_grad for t in n.outputs) or getattr(n, "custom", None)]
+def _walk(outputs):
+    """Nodes between the outputs and tensors that require grad, in topological order, and the leaves."""
+    nodes, leaves = topo(outputs)
+    return [n for n in nodes if n.custom or any(t.requires_grad for t in n.outputs)], leaves
 
 
 def _seed(out, g):
@@ -39,15 +39,15 @@ def _seed(out, g):
     return ops.cast(g, out.dtype)
 
 
-def _backprop(outputs, grad_outputs, wanted=None):
-    """Map id(tensor) -> gradient Tensor for every tensor reached, seeded at `outputs`."""
+def _backprop(outputs, grad_outputs):
+    """Map id(tensor) -> gradient Tensor for every tensor reached, seeded at `outputs`; and the leaves."""
     grads = {}
     for o, g in zip(outputs, grad_outputs):
         if not o.requires_grad:
             raise RuntimeError(f"element of the differentiated outputs does not require grad: {o!r}")
         s = _seed(o, g)
         grads[id(o)] = grads[id(o)] + s if id(o) in grads else s
-    nodes = _walk(outputs)
+    nodes, leaves = _walk(outputs)
     calls = {}  # autodiff.Function applications: id(call) -> [call, remaining outputs, grads, outputs]
     for n in nodes:
         if n.custom:
@@ -84,7 +84,7 @@ def _backprop(outputs, grad_outputs, wanted=None):
                 from .. import ops
                 g = ops.cast(g, t.dtype)
             grads[id(t)] = grads[id(t)] + g if id(t) in grads else g
-    return grads
+    return grads, leaves
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False, retain_graph=None):
@@ -99,7 +99,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
         if not t.requires_grad:
             raise RuntimeError(f"input {i} of ok.grad does not require grad; create it with requires_grad=True")
     with enable_grad():
-        grads = _backprop(outputs, grad_outputs)
+        grads, _ = _backprop(outputs, grad_outputs)
     result = []
     for i, t in enumerate(inputs):
         g = grads.get(id(t))
@@ -114,8 +114,7 @@ def backward(t, gradient=None, create_graph=False):
     """Tensor.backward: accumulate into `.grad` of every leaf that requires grad."""
     ctx = enable_grad() if create_graph else no_grad()
     with ctx:
-        grads = _backprop([t], [gradient])
-        _, leaves = topo([t])
+        grads, leaves = _backprop([t], [gradient])
         for leaf in leaves:
             g = grads.get(id(leaf))
             if g is None or not leaf.requires_grad:

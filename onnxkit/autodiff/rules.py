@@ -44,7 +44,7 @@ def _expand_back(node, g):
     axes = _axes_of(node)
     if axes is None:
         axes = list(range(len(x._shape)))
-    if not node.attrs.get("keepdims", 1) and axes:
+    if not node.attrs.get("keepdims", 1) and axes and g._shape != ():  # a scalar broadcasts as is
         g = ops.unsqueeze(g, axes)
     return ops.expand(g, x.shape)
 
@@ -83,10 +83,18 @@ def _div(node, g):
     return [g[0] / b if _needs(node, 0) else None, -g[0] * _y(node) / b if _needs(node, 1) else None]
 
 
+def _pow_base_grad(a, b):
+    """d(a**b)/da; a constant exponent is folded at build time (x**2 -> 2*x, one node)."""
+    if b.kind == "const" and b._value.size == 1:
+        e = float(b._value.reshape(-1)[0])
+        return a * e if e == 2.0 else const(1.0, a.dtype) if e == 1.0 else ops.pow(a, const(e - 1.0, b.dtype)) * e
+    return b * ops.pow(a, b - 1)
+
+
 @register("Pow")
 def _pow(node, g):
     a, b = node.inputs
-    ga = g[0] * b * ops.pow(a, b - 1) if _needs(node, 0) else None
+    ga = g[0] * _pow_base_grad(a, b) if _needs(node, 0) else None
     gb = g[0] * _y(node) * ops.log(a) if _needs(node, 1) else None
     return [ga, gb]
 
@@ -312,6 +320,13 @@ def _matmul(node, g):
     if len(b._shape) == 1:
         g0 = ops.unsqueeze(g0, -1)
     ga = gb = None
+    if len(a._shape) == len(b._shape) == len(g0._shape) == 2:  # one Gemm per gradient, transposes folded in
+        from ..tensor import apply
+        if _needs(node, 0):
+            ga = apply("Gemm", [g0, b], {"transB": 1}, types=[(g0.dtype, a._shape)])
+        if _needs(node, 1):
+            gb = apply("Gemm", [a, g0], {"transA": 1}, types=[(g0.dtype, b._shape)])
+        return [ga, gb]
     if _needs(node, 0):
         ga = ops.matmul(g0, _mT(b2))
         if len(a._shape) == 1:

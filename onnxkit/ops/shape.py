@@ -415,7 +415,7 @@ def getitem(x, idx):
         adv_width = len(ix._shape)
     elif adv:
         y, adv_width = _multi_advanced(y, adv)
-    if None in idx:
+    if any(i is None for i in idx):
         if len(adv) > 1:
             raise IndexError("None together with several integer-array indices is not supported")
         width = {id(i): (adv_width if not isinstance(i, slice) else 1) for i in rest}

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install onnxkit with its test extras (torch CPU wheel as the oracle) and run the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+python -m pytest -q "$@"
