@@ -28,28 +28,35 @@ def topo(outputs, cut_evaluated=False):
     """Nodes in dependency order and the leaves they read. With cut_evaluated, op tensors that
     already hold a value (evaluated before) count as leaves."""
     nodes, leaves, seen = [], [], set()
+    add_seen, add_leaf, add_node = seen.add, leaves.append, nodes.append
     stack = [(t, False) for t in reversed(outputs)]
-    while stack:
-        t, done = stack.pop()
-        if t.node is None or (cut_evaluated and t._value is not None):
-            if id(t) not in seen:
-                seen.add(id(t))
-                leaves.append(t)
-            continue
+    push, pop = stack.append, stack.pop
+    while stack:  # hot path of every define-by-run step: locals only, _deps only for special nodes
+        t, done = pop()
         n = t.node
+        if n is None or (cut_evaluated and t._value is not None):
+            if id(t) not in seen:
+                add_seen(id(t))
+                add_leaf(t)
+            continue
         if id(n) in seen:
             continue
         if done:
-            seen.add(id(n))
-            nodes.append(n)
+            add_seen(id(n))
+            add_node(n)
             continue
-        stack.append((t, True))
-        for d in reversed(_deps(n)):
-            if (d.node is None or (cut_evaluated and d._value is not None)) and id(d) not in seen:
-                seen.add(id(d))
-                leaves.append(d)
-            elif d.node is not None and id(d.node) not in seen and not (cut_evaluated and d._value is not None):
-                stack.append((d, False))
+        push((t, True))
+        deps = _deps(n) if (n.outer or n.custom) else n.inputs
+        for d in reversed(deps):
+            if d is None:
+                continue
+            dn = d.node
+            if dn is None or (cut_evaluated and d._value is not None):
+                if id(d) not in seen:
+                    add_seen(id(d))
+                    add_leaf(d)
+            elif id(dn) not in seen:
+                push((d, False))
     return nodes, leaves
 
 
@@ -57,21 +64,24 @@ def structure_key(nodes, leaves, outputs):
     """A hashable description of the graph that ignores fed values (so re-built graphs hit the cache)."""
     ids = {}
     parts = []
+    append = parts.append
     for i, t in enumerate(leaves):
         ids[id(t)] = i
         if t.kind == "const":
-            parts.append(("C", t.dtype.str, t._value.shape, t._value.tobytes()))
+            v = t._value
+            append(("C", t.dtype.str, v.shape, v.tobytes()))
         else:
-            parts.append(("L", t.dtype.str, t._shape if t.kind != "input" else (t.name, t._shape)))
+            append(("L", t.dtype.str, t._shape if t.kind != "input" else (t.name, t._shape)))
     k = len(leaves)
     for n in nodes:
-        ins = tuple(-1 if t is None else ids[id(t)] for t in n.inputs)
+        ins = tuple([-1 if t is None else ids[id(t)] for t in n.inputs])
         outer = tuple((name, ids[id(t)]) for name, t in n.outer.items()) if n.outer else ()
-        parts.append((n.key, ins, outer, len(n.outputs)))
-        for t in n.outputs:
+        outs = n.outputs
+        append((n.key, ins, outer, len(outs)))
+        for t in outs:
             ids[id(t)] = k
             k += 1
-    parts.append(tuple(ids[id(t)] for t in outputs))
+    append(tuple([ids[id(t)] for t in outputs]))
     return tuple(parts)
 
 
