@@ -52,8 +52,8 @@ def dim_divide(total, part):
 
 
 class Dim:
-    """A symbolic dimension bound to how it is computed: `source(graph_builder)` returns an int64
-    scalar Tensor. Equality is by name, so the same named dim from different tensors compares equal."""
+    """A symbolic dimension bound to how it is computed: `tensor()` returns its value as a
+    1-element int64 Tensor. Equality is by name, so the same named dim from different tensors compares equal."""
     __slots__ = ("name", "_lower")
 
     def __init__(self, name, lower=None):
@@ -78,21 +78,17 @@ class Dim:
         return self._lower()
 
     def _binary(self, other, op, sym, swap=False):
-        from . import tensor as T
+        """A derived dim: its name is the expression (products kept canonical for reshape's -1),
+        its value is computed from the operands' values."""
+        if not isinstance(other, (int, Dim)):
+            return NotImplemented
+        if isinstance(other, int) and ((sym in "+-" and other == 0) or (sym in ("*", "//") and other == 1 and not swap)):
+            return self
         a, b = (other, self) if swap else (self, other)
-        if isinstance(other, int) or isinstance(other, Dim):
-            if sym == "*":
-                name = dim_product([_key(a), _key(b)])
-                if name is None:
-                    name = f"({_key(a)})*({_key(b)})"
-            else:
-                name = f"({_key(a)}){sym}({_key(b)})" if sym != "+" or True else None
-                if sym in "+-" and isinstance(other, int) and other == 0:
-                    return self
-                if sym == "//" and not swap and other == 1:
-                    return self
-            return Dim(name, lambda: op(_as_tensor(a), _as_tensor(b)))
-        return NotImplemented
+        name = dim_product([_key(a), _key(b)]) if sym == "*" else None
+        if name is None:
+            name = f"({_key(a)}){sym}({_key(b)})"
+        return Dim(name, lambda: op(_as_tensor(a), _as_tensor(b)))
 
     def __add__(self, o): return self._binary(o, lambda x, y: x + y, "+")
     def __radd__(self, o): return self._binary(o, lambda x, y: x + y, "+", True)
@@ -112,9 +108,8 @@ def _key(d):
 
 
 def _as_tensor(d):
-    from .tensor import tensor
-    import numpy as np
-    return d.tensor() if isinstance(d, Dim) else tensor(np.array(d, np.int64))
+    from .tensor import const
+    return d.tensor() if isinstance(d, Dim) else const([d], "int64")
 
 
 def is_static(shape):

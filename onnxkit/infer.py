@@ -7,7 +7,6 @@ import onnx
 from onnx import helper, shape_inference
 
 from . import dtypes
-from .dims import dim_product
 
 _fresh = itertools.count()
 
@@ -128,7 +127,6 @@ def _concat(node):
     if any(s is None for s in shapes):
         return [(node.inputs[0].dtype, None)]
     ax = node.attrs["axis"] % len(shapes[0])
-    total = dim_product([]) if False else None
     sizes = [s[ax] for s in shapes]
     total = sum(sizes) if all(isinstance(d, int) for d in sizes) else "+".join(str(d) for d in sizes)
     for s in shapes[1:]:

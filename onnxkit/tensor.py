@@ -188,7 +188,7 @@ class Tensor:
     def detach(self):
         """Same value, cut from the gradient graph (an Identity node, or a leaf sharing the value)."""
         if self.node is None:
-            return Tensor(self.dtype, self._shape, value=self._value, kind=self.kind if self.kind != "value" else "value", name=self.name)
+            return Tensor(self.dtype, self._shape, value=self._value, kind=self.kind, name=self.name)
         from . import ops
         with no_grad():
             return ops.identity(self)
@@ -272,12 +272,6 @@ def _dim_lowering(t, i):
 
 
 # ----- leaves -------------------------------------------------------------------------------
-def _default_dtype(arr):
-    if arr.dtype == np.float64 and not getattr(arr, "_keep", False):
-        return arr.dtype
-    return arr.dtype
-
-
 def tensor(data, dtype=None, requires_grad=False):
     """A leaf holding a value, like torch.tensor: Python floats give float32, ints int64, numpy
     arrays keep their dtype; torch tensors are read without importing torch."""
