@@ -308,11 +308,22 @@ def _mT(t):
     return ops.transpose(t, -1, -2)
 
 
+def _gemm(a, b, trans_a=0, trans_b=0, alpha=1.0):
+    """op(a) @ op(b) * alpha as one Gemm: transposes fold into the op, no copies."""
+    from ..tensor import apply
+    return apply("Gemm", [a, b], {"transA": trans_a or None, "transB": trans_b or None,
+                                  "alpha": alpha if alpha != 1.0 else None})
+
+
 @register("MatMul")
 def _matmul(node, g):
-    """numpy matmul: 1-D operands are lifted to 2-D, batch dims are summed by the engine."""
+    """numpy matmul: 2-D x 2-D uses Gemm with transpose flags; 1-D operands are lifted to 2-D;
+    batch dims are summed by the engine."""
     a, b = node.inputs
     g0 = g[0]
+    if len(a._shape) == 2 and len(b._shape) == 2:
+        return [_gemm(g0, b, trans_b=1) if _needs(node, 0) else None,
+                _gemm(a, g0, trans_a=1) if _needs(node, 1) else None]
     a2 = ops.unsqueeze(a, 0) if len(a._shape) == 1 else a
     b2 = ops.unsqueeze(b, 1) if len(b._shape) == 1 else b
     if len(a._shape) == 1:
@@ -320,13 +331,6 @@ def _matmul(node, g):
     if len(b._shape) == 1:
         g0 = ops.unsqueeze(g0, -1)
     ga = gb = None
-    if len(a._shape) == len(b._shape) == len(g0._shape) == 2:  # one Gemm per gradient, transposes folded in
-        from ..tensor import apply
-        if _needs(node, 0):
-            ga = apply("Gemm", [g0, b], {"transB": 1}, types=[(g0.dtype, a._shape)])
-        if _needs(node, 1):
-            gb = apply("Gemm", [a, g0], {"transA": 1}, types=[(g0.dtype, b._shape)])
-        return [ga, gb]
     if _needs(node, 0):
         ga = ops.matmul(g0, _mT(b2))
         if len(a._shape) == 1:
@@ -339,20 +343,19 @@ def _matmul(node, g):
 
 
 @register("Gemm")
-def _gemm(node, g):
+def _gemm_grad(node, g):
+    """Y = alpha op(A) op(B) + beta C: each input gradient is one Gemm with transpose flags."""
     a, b = node.inputs[:2]
     alpha, beta = node.attrs.get("alpha", 1.0), node.attrs.get("beta", 1.0)
     ta, tb = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
-    A = ops.t(a) if ta else a
-    B = ops.t(b) if tb else b
-    g0 = g[0] * alpha if alpha != 1.0 else g[0]
+    g0 = g[0]
     ga = gb = gc = None
     if _needs(node, 0):
-        ga = ops.matmul(B, ops.t(g0)) if ta else ops.matmul(g0, ops.t(B))
+        ga = _gemm(g0, b, trans_b=1 - tb, alpha=alpha) if not ta else _gemm(b, g0, trans_a=tb, trans_b=1, alpha=alpha)
     if _needs(node, 1):
-        gb = ops.matmul(ops.t(g0), A) if tb else ops.matmul(ops.t(A), g0)
+        gb = _gemm(a, g0, trans_a=1 - ta, alpha=alpha) if not tb else _gemm(g0, a, trans_a=1, trans_b=ta, alpha=alpha)
     if len(node.inputs) > 2 and _needs(node, 2):
-        gc = g[0] * beta if beta != 1.0 else g[0]
+        gc = g0 * beta if beta != 1.0 else g0
     return [ga, gb, gc]
 
 
