@@ -8,6 +8,7 @@ import numpy as np
 
 from . import dtypes
 from .emit import build_model, structure_key, topo
+from .tensor import Node
 
 _providers_cache = {}
 
@@ -163,6 +164,7 @@ def _to_numpy(v):
 _CACHE_SIZE = 256
 _compiled = collections.OrderedDict()  # structure key -> (ort session, fed input names)
 _pending = {}  # id(leaf) -> (leaf, Tensor): deferred in-place assignments (w -= lr * g)
+_assigned_at = {}  # id(leaf) -> Node.seq when its pending assignment was made
 stats = collections.Counter()  # cache hits/misses and runs, for tests and benchmarks
 default_device = "auto"
 
@@ -180,6 +182,19 @@ def defer_assign(leaf, new):
         leaf._become_value(np.array(new.numpy(), leaf.dtype, copy=True))
         return
     _pending[id(leaf)] = (leaf, new)
+    _assigned_at[id(leaf)] = next(Node._ids)
+
+
+def _reads_update(targets, nodes):
+    """True when the targets see an in-place update: they are an updated leaf, or a node built after
+    the update reads one. Nodes built before it read the old value, as in torch's eager order."""
+    if any(id(t) in _pending for t in targets):
+        return True
+    for n in nodes:
+        ins = n.inputs if not n.outer else list(n.inputs) + list(n.outer.values())
+        if any(t is not None and id(t) in _pending and n.seq > _assigned_at[id(t)] for t in ins):
+            return True
+    return False
 
 
 def flush_pending():
@@ -212,11 +227,12 @@ def evaluate(targets):
     onnxruntime call; returns the target values and memoizes them on the tensors."""
     targets = list(targets)
     if _pending and targets:
-        _, leaves = topo(targets, cut_evaluated=True)
-        if any(id(t) in _pending for t in leaves):
+        nodes, leaves = topo(targets, cut_evaluated=True)
+        if any(id(t) in _pending for t in leaves) and _reads_update(targets, nodes):
             evaluate([])  # the targets read values that in-place updates replaced: apply those first
     assigns = list(_pending.values())
     _pending.clear()
+    _assigned_at.clear()
     outputs = targets + [new for _, new in assigns]
     nodes, leaves = topo(outputs, cut_evaluated=True)
     effects = [e for n in nodes if n.effects for e in n.effects]
@@ -246,6 +262,8 @@ def evaluate(targets):
     for t, v in zip(targets, values):
         if t.node is not None:
             t._value = v
-    for (leaf, _), v in zip(assigns, values[len(targets):]):
+    for (leaf, new), v in zip(assigns, values[len(targets):]):
         leaf._become_value(v)
+        if new.node is not None:  # graphs built on the new value (spectral_norm's u) keep seeing it
+            new._value = v
     return [t._value if t.node is not None else v for t, v in zip(targets, values[:len(targets)])]

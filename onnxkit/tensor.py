@@ -75,10 +75,12 @@ def _freeze(v):
 class Node:
     """One ONNX op application: op type, domain, attributes (Python values), inputs, outputs.
     `effects` holds (leaf, Tensor) buffer updates applied when the node is first evaluated."""
-    __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out", "custom")
+    __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out", "custom",
+                 "seq")
     _ids = itertools.count()
 
     def __init__(self, op_type, inputs, attrs=None, domain="", outer=None):
+        self.seq = next(Node._ids)  # build order: tells reads before an in-place update from reads after it
         self.op_type, self.domain, self.inputs = op_type, domain, list(inputs)
         self.attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
         self.scope = current_scope()
@@ -287,7 +289,7 @@ def tensor(data, dtype=None, requires_grad=False):
             arr = arr.astype(np.int64)
     else:
         arr = np.asarray(data, dtype=None if dtype is None else dtypes.as_dtype(dtype))
-    arr = np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr) if arr.ndim else arr.copy()  # ascontiguousarray turns 0-d into (1,)
     t = Tensor(arr.dtype, arr.shape, value=arr, kind="value")
     if requires_grad:
         t.requires_grad_(True)

@@ -2,7 +2,8 @@
 the registry do the math. Gradient graphs are ordinary Tensors, so they can be differentiated again."""
 import numpy as np
 
-from ..tensor import Tensor, const, enable_grad, no_grad, is_grad_enabled
+from .. import ops
+from ..tensor import Tensor, const, enable_grad, no_grad
 from ..emit import topo
 from .registry import lookup
 
@@ -11,7 +12,6 @@ def unbroadcast(g, shape):
     """Sum `g` down to `shape` (the input's shape before broadcasting); symbolic dims compare by name."""
     if g._shape == tuple(shape) or g._shape is None:
         return g
-    from .. import ops
     lead = len(g._shape) - len(shape)
     axes = list(range(lead)) + [i + lead for i, d in enumerate(shape) if d == 1 and g._shape[i + lead] != 1]
     if not axes:
@@ -29,12 +29,11 @@ def _walk(outputs):
 
 
 def _seed(out, g):
-    if g is None:
-        if out._shape != ():
+    if g is None:  # torch: implicit only for one-element outputs
+        if out._shape is None or any(d != 1 for d in out._shape):
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {out._shape}; "
                                "pass gradient= (or grad_outputs=)")
-        return const(1.0, out.dtype)
-    from .. import ops
+        return const(np.ones(out._shape), out.dtype)
     g = ops.as_tensor(g)
     return ops.cast(g, out.dtype)
 
@@ -48,12 +47,11 @@ def _backprop(outputs, grad_outputs):
         s = _seed(o, g)
         grads[id(o)] = grads[id(o)] + s if id(o) in grads else s
     nodes, leaves = _walk(outputs)
-    calls = {}  # autodiff.Function applications: id(call) -> [call, remaining outputs, grads, outputs]
+    calls = {}  # autodiff.Function applications: id(call) -> [call, outputs still to visit, output grads]
     for n in nodes:
         if n.custom:
-            entry = calls.setdefault(id(n.custom[0]), [n.custom[0], 0, [None] * n.custom[0].n_out, [None] * n.custom[0].n_out])
-            entry[1] += 1
-            entry[3][n.custom[1]] = n.outputs[0]
+            call = n.custom[0]
+            calls.setdefault(id(call), [call, 0, [None] * call.n_out])[1] += 1
     for node in reversed(nodes):
         gouts = [grads.get(id(t)) for t in node.outputs]
         if node.custom:
@@ -64,7 +62,7 @@ def _backprop(outputs, grad_outputs):
                 continue
             call = entry[0]
             targets = list(call.args)
-            gins = call.run_backward(entry[2], entry[3])
+            gins = call.run_backward(entry[2])
         else:
             if all(g is None for g in gouts):
                 continue
@@ -78,10 +76,9 @@ def _backprop(outputs, grad_outputs):
                 continue
             if g is None or t is None or not t.requires_grad:
                 continue
-            if t._shape is not None:
+            if t._shape is not None and g._shape != t._shape:
                 g = unbroadcast(g, t._shape)
             if g.dtype != t.dtype:
-                from .. import ops
                 g = ops.cast(g, t.dtype)
             grads[id(t)] = grads[id(t)] + g if id(t) in grads else g
     return grads, leaves

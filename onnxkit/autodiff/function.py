@@ -27,6 +27,7 @@ class Function:
             w.node.custom = (call, k)
             w.requires_grad = rg
             wrapped.append(w)
+        call.outputs = wrapped
         return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
 
 
@@ -35,10 +36,12 @@ class Call:
 
     def __init__(self, cls, ctx, args, n_out):
         self.cls, self.ctx, self.args, self.n_out = cls, ctx, args, n_out
+        self.outputs = []
 
-    def run_backward(self, grads, outputs):
+    def run_backward(self, grads):
+        """The forward arguments' gradients; outputs without a gradient (unused) get zeros."""
         from .. import ops
-        gs = [g if g is not None else ops.zeros_of(o) for g, o in zip(grads, outputs)]
+        gs = [g if g is not None else ops.zeros_of(o) for g, o in zip(grads, self.outputs)]
         res = self.cls.backward(self.ctx, *gs)
         res = (res,) if not isinstance(res, (tuple, list)) else tuple(res)
         if len(res) != len(self.args):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .. import ops
-from ..tensor import const
+from ..tensor import apply, const
 from .registry import register
 
 
@@ -46,6 +46,8 @@ def _expand_back(node, g):
         axes = list(range(len(x._shape)))
     if not node.attrs.get("keepdims", 1) and axes and g._shape != ():  # a scalar broadcasts as is
         g = ops.unsqueeze(g, axes)
+    if all(isinstance(d, int) for d in x._shape):  # static shape: skip the Dim machinery (hot path)
+        return _like("Expand", [g, const(x._shape, np.int64)], x, g.dtype)
     return ops.expand(g, x.shape)
 
 
@@ -83,18 +85,29 @@ def _div(node, g):
     return [g[0] / b if _needs(node, 0) else None, -g[0] * _y(node) / b if _needs(node, 1) else None]
 
 
-def _pow_base_grad(a, b):
-    """d(a**b)/da; a constant exponent is folded at build time (x**2 -> 2*x, one node)."""
-    if b.kind == "const" and b._value.size == 1:
-        e = float(b._value.reshape(-1)[0])
-        return a * e if e == 2.0 else const(1.0, a.dtype) if e == 1.0 else ops.pow(a, const(e - 1.0, b.dtype)) * e
-    return b * ops.pow(a, b - 1)
+def _like(op_type, inputs, like, dtype=None):
+    """One node whose output has `like`'s shape (and dtype unless given): skips shape inference and
+    promotion on the hot path of define-by-run loops, for operands already of matching types."""
+    return apply(op_type, inputs, types=[(dtype or like.dtype, like._shape)])
+
+
+def _pow_base_grad(node, g):
+    """g * d(a**b)/da; a constant scalar exponent is folded at build time (x**2 -> g * 2x)."""
+    a, b = node.inputs
+    if b.kind != "const" or b._value.size != 1 or len(b._shape) > len(a._shape):
+        return g * b * ops.pow(a, b - 1)
+    e = float(b._value.reshape(-1)[0])
+    if e == 1.0:
+        return g
+    da = _like("Mul", [a, const(e, a.dtype)], a) if e == 2.0 else \
+        _like("Mul", [_like("Pow", [a, const(e - 1.0, b.dtype)], a), const(e, a.dtype)], a)
+    return _like("Mul", [g, da], g)
 
 
 @register("Pow")
 def _pow(node, g):
     a, b = node.inputs
-    ga = g[0] * _pow_base_grad(a, b) if _needs(node, 0) else None
+    ga = _pow_base_grad(node, g[0]) if _needs(node, 0) else None
     gb = g[0] * _y(node) * ops.log(a) if _needs(node, 1) else None
     return [ga, gb]
 
@@ -193,7 +206,7 @@ def _mean_variadic(node, g):
 @register("Where")
 def _where(node, g):
     c, a, b = node.inputs
-    z = ops.zeros_of(g[0]) if False else const(0.0, g[0].dtype)
+    z = const(0.0, g[0].dtype)
     return [None, ops.where(c, g[0], z) if _needs(node, 1) else None, ops.where(c, z, g[0]) if _needs(node, 2) else None]
 
 
@@ -271,10 +284,10 @@ def _hard_sigmoid(node, g):
 
 @register("HardSwish")
 def _hard_swish(node, g):
-    """torch: 0 below -3, x/3 + 0.5 in between, 1 above 3 (boundaries as torch's kernel)."""
+    """torch: 0 for x <= -3, x/3 + 0.5 in between, 1 for x >= 3 (boundaries as torch 2.x's kernel)."""
     x = _x(node)
     mid = g[0] * (x / 3.0 + 0.5)
-    return [ops.where(ops.lt(x, -3.0), const(0.0, g[0].dtype), ops.where(ops.le(x, 3.0), mid, g[0]))]
+    return [ops.where(ops.le(x, -3.0), const(0.0, g[0].dtype), ops.where(ops.lt(x, 3.0), mid, g[0]))]
 
 
 @register("Clip")
@@ -282,13 +295,13 @@ def _clip(node, g):
     """Gradient passes where lo <= x <= hi, as torch.clamp; tensor bounds get none."""
     x = node.inputs[0]
     keep = None
-    for i, cmp in ((1, ops.ge), (2, ops.le)):
+    for i, cmp in ((1, "GreaterOrEqual"), (2, "LessOrEqual")):
         if i < len(node.inputs) and node.inputs[i] is not None:
-            k = cmp(x, node.inputs[i])
+            k = _like(cmp, [x, node.inputs[i]], x, np.dtype(np.bool_))  # Clip's bounds are scalars of x's type
             keep = k if keep is None else ops.logical_and(keep, k)
     if keep is None:
         return [g[0]]
-    return [ops.where(keep, g[0], const(0.0, g[0].dtype)), None, None]
+    return [_like("Where", [keep, g[0], const(0.0, g[0].dtype)], g[0]), None, None]
 
 
 @register("Softmax")
@@ -310,9 +323,9 @@ def _mT(t):
 
 def _gemm(a, b, trans_a=0, trans_b=0, alpha=1.0):
     """op(a) @ op(b) * alpha as one Gemm: transposes fold into the op, no copies."""
-    from ..tensor import apply
+    shape = (a._shape[1 if trans_a else 0], b._shape[0 if trans_b else 1])
     return apply("Gemm", [a, b], {"transA": trans_a or None, "transB": trans_b or None,
-                                  "alpha": alpha if alpha != 1.0 else None})
+                                  "alpha": alpha if alpha != 1.0 else None}, types=[(a.dtype, shape)])
 
 
 @register("MatMul")
@@ -372,7 +385,7 @@ def _reduce_mean(node, g):
     n = 1
     for a in (range(len(x._shape)) if axes is None else axes):
         n = n * x.shape[a]
-    scale = (1.0 / n) if isinstance(n, int) else ops.reciprocal(ops.cast(n.tensor(), g[0].dtype))
+    scale = (1.0 / n) if isinstance(n, int) else ops.squeeze(ops.reciprocal(ops.cast(n.tensor(), g[0].dtype)), 0)
     return [_expand_back(node, g[0] * scale), None]
 
 
@@ -419,7 +432,6 @@ def _reduce_logsum(node, g):
 @register("CumSum")
 def _cumsum(node, g):
     attrs = {"exclusive": node.attrs.get("exclusive", 0), "reverse": 1 - node.attrs.get("reverse", 0)}
-    from ..tensor import apply
     return [apply("CumSum", [g[0], node.inputs[1]], attrs), None]
 
 
@@ -458,7 +470,6 @@ def _concat(node, g):
         n = ops.dim_size(t, axis)
         begin = start if start is not None else const([0], np.int64)
         end = begin + n
-        from ..tensor import apply
         out.append(apply("Slice", [g[0], begin, end, const([axis], np.int64)], types=[(g[0].dtype, t._shape)]))
         start = end
     return out
@@ -497,8 +508,9 @@ def _static_slice_params(node):
 
 @register("Slice")
 def _slice(node, g):
-    """Scatter the slice back: per sliced axis, Gather from [g, 0] with a static position map
-    (any step); Pad for unit steps on symbolic dims."""
+    """Scatter the slice back, one sliced axis at a time: Gather from [g, 0] with a position map
+    (static from numpy slicing on static dims, computed from a sliced Range on symbolic dims; any
+    start and step); Pad for the common unit-step, non-negative-start case on symbolic dims."""
     x = node.inputs[0]
     params = _static_slice_params(node)
     if params is None:
@@ -512,46 +524,59 @@ def _slice(node, g):
         n = x._shape[a]
         if isinstance(n, int):
             pos = np.arange(n)[slice(s, e, st)]
-            if len(pos) == n and (st > 0):
+            if len(pos) == n and st > 0:
                 continue
-            src = np.full(n, len(pos), np.int64)
+            src = np.full(n, len(pos), np.int64)  # index len(pos) reads the zero slab
             src[pos] = np.arange(len(pos))
-            zshape = list(gx.shape)
-            zshape[a] = 1
-            padded = ops.cat([gx, ops.zeros_of(ops.reshape(gx, *[1 if i == a else d for i, d in enumerate(gx.shape)]))], a) \
-                if False else ops.cat([gx, _zero_slab(gx, a)], a)
-            gx = ops.index_select(padded, a, const(src, np.int64))
+            src = const(src, np.int64)
         elif st == 1 and s >= 0:
-            from ..tensor import apply
             after = ops.dim_size(x, a) - ops.dim_size(gx, a) - const([s], np.int64)
             pads = [const([0], np.int64)] * (2 * r)
             pads[a] = const([s], np.int64)
             pads[a + r] = after
-            gx = apply("Pad", [gx, ops.cat(pads, 0)], {"mode": "constant"}, types=[(gx.dtype, x._shape if True else None)])
+            gx = apply("Pad", [gx, ops.cat(pads, 0)], {"mode": "constant"}, types=[(gx.dtype, _with_dim(gx, a, n))])
+            continue
         else:
-            raise NotImplementedError(f"Slice gradient on symbolic dim {n} needs step 1 and a non-negative start")
+            src = _slice_source_map(x, gx, a, s, e, st)
+        padded = ops.cat([gx, _zero_slab(gx, a)], a)
+        gx = apply("Gather", [padded, src], {"axis": a}, types=[(gx.dtype, _with_dim(gx, a, n))])
     return [gx] + [None] * (len(node.inputs) - 1)
 
 
+def _with_dim(t, axis, d):
+    return tuple(d if i == axis else s for i, s in enumerate(t._shape))
+
+
+def _slice_source_map(x, gx, axis, start, end, step):
+    """int64 (n,): for each position of x along `axis`, its index in the slice, or m (the slice's
+    length, pointing past it) when not selected. Computed in the graph for a symbolic n, by slicing
+    Range(0, n) exactly as the forward Slice did."""
+    i64 = np.int64
+    n = ops.squeeze(ops.dim_size(x, axis), 0)
+    m = ops.squeeze(ops.dim_size(gx, axis), 0)
+    every = apply("Range", [const(0, i64), n, const(1, i64)], types=[(np.dtype(i64), (x._shape[axis],))])
+    pos = apply("Slice", [every, const([start], i64), const([end], i64), const([0], i64), const([step], i64)],
+                types=[(np.dtype(i64), (gx._shape[axis],))])
+    rank = apply("Range", [const(0, i64), m, const(1, i64)], types=[(np.dtype(i64), (gx._shape[axis],))])
+    unset = ops.zeros_of(every) + m
+    return apply("ScatterElements", [unset, pos, rank], {"axis": 0}, types=[(np.dtype(i64), (x._shape[axis],))])
+
+
 def _zero_slab(t, axis):
-    """Zeros shaped like t with dim `axis` set to 1."""
+    """Zeros shaped like t with dim `axis` set to 1 (all of t's zeros when that dim is symbolic)."""
     return ops.zeros_of(ops.narrow(t, axis, 0, 1)) if isinstance(t._shape[axis], int) and t._shape[axis] > 0 else \
         ops.zeros_of(t)
-
-
-def _scatter_add_into(x, builder):
-    return builder(ops.zeros_of(x))
 
 
 @register("Gather")
 def _gather(node, g):
     """ScatterND(add) into zeros with the gathered axis moved to the front."""
-    from ..tensor import apply
     x, idx = node.inputs
     r = len(x._shape)
     axis = node.attrs.get("axis", 0) % r
     n = ops.dim_size(x, axis) if not isinstance(x._shape[axis], int) else x._shape[axis]
-    idx = ops.where(ops.lt(idx, 0), idx + n, idx) if not (idx._value is not None and (np.asarray(idx._value) >= 0).all()) else idx
+    static_nonneg = idx.kind == "const" and (np.asarray(idx._value) >= 0).all()  # fed values may change
+    idx = idx if static_nonneg else ops.where(ops.lt(idx, 0), idx + n, idx)
     idx = ops.cast(idx, np.int64)
     k = len(idx._shape)
     g0 = g[0]
@@ -574,7 +599,6 @@ def _gather(node, g):
 
 @register("GatherElements")
 def _gather_elements(node, g):
-    from ..tensor import apply
     x, idx = node.inputs
     axis = node.attrs.get("axis", 0) % len(x._shape)
     n = ops.dim_size(x, axis) if not isinstance(x._shape[axis], int) else x._shape[axis]
@@ -585,7 +609,6 @@ def _gather_elements(node, g):
 
 @register("GatherND")
 def _gather_nd(node, g):
-    from ..tensor import apply
     x, idx = node.inputs
     if node.attrs.get("batch_dims", 0):
         raise NotImplementedError("GatherND with batch_dims has no gradient rule")
@@ -594,7 +617,6 @@ def _gather_nd(node, g):
 
 @register("ScatterElements")
 def _scatter_elements(node, g):
-    from ..tensor import apply
     data, idx, upd = node.inputs
     axis = node.attrs.get("axis", 0)
     red = node.attrs.get("reduction", "none")
@@ -608,7 +630,6 @@ def _scatter_elements(node, g):
 
 @register("ScatterND")
 def _scatter_nd(node, g):
-    from ..tensor import apply
     data, idx, upd = node.inputs
     red = node.attrs.get("reduction", "none")
     if red not in ("none", "add"):

@@ -1,13 +1,77 @@
-"""Containers: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict."""
+"""Containers with torch's semantics: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict."""
 import collections
+import collections.abc as abc
+import itertools
 import operator
 
-from .module import Module
+import numpy as np
+
+from ..tensor import Tensor
+from .module import Module, _addindent
 from .parameter import Parameter
+
+__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+
+
+def _abs_index(idx, size):
+    """A non-negative int index into a container of `size`, IndexError when out of range."""
+    idx = operator.index(idx)
+    if not -size <= idx < size:
+        raise IndexError(f"index {idx} is out of range")
+    return idx % size
+
+
+def _renumber(module):
+    """Keys 0..n-1 again after a deletion (torch keeps list-like containers densely numbered)."""
+    object.__setattr__(module, "_modules", collections.OrderedDict(
+        (str(i), m) for i, m in enumerate(module._modules.values())))
+
+
+def _insert(module, index, item):
+    """Insert at `index` (negative counts from the end), shifting the later numbered entries up."""
+    n = len(module._modules)
+    if not -n <= index <= n:
+        raise IndexError(f"Index out of range: {index}")
+    index = index + n if index < 0 else index
+    for i in range(n, index, -1):
+        module._modules[str(i)] = module._modules[str(i - 1)]
+    module._modules[str(index)] = item
+
+
+def _pairs(owner, items):
+    """(key, value) pairs from a mapping or an iterable of pairs, with torch's checks."""
+    if not isinstance(items, abc.Iterable):
+        raise TypeError(f"{owner}.update should be called with an iterable of key/value pairs, "
+                        f"but got {type(items).__name__}")
+    if isinstance(items, abc.Mapping) or (isinstance(items, Module) and hasattr(items, "items")):
+        return list(items.items())
+    out = []
+    for j, p in enumerate(items):
+        if not isinstance(p, abc.Iterable):
+            raise TypeError(f"{owner} update sequence element #{j} should be Iterable; is {type(p).__name__}")
+        if len(p) != 2:
+            raise ValueError(f"{owner} update sequence element #{j} has length {len(p)}; 2 is required")
+        out.append((p[0], p[1]))
+    return out
+
+
+def _as_param(value):
+    """Tensors and arrays held by a ParameterList/Dict become Parameters; other objects stay as they are."""
+    if isinstance(value, Parameter) or not isinstance(value, (Tensor, np.ndarray)) and not hasattr(value, "detach"):
+        return value
+    return Parameter(value)
+
+
+def _param_line(key, p):
+    """One line of the ParameterList/Dict repr, torch's layout."""
+    if isinstance(p, Tensor):
+        size = "x".join(str(d) for d in p._shape)
+        return f"  ({key}): {'Parameter' if isinstance(p, Parameter) else 'Tensor'} containing: [{p.dtype} of size {size}]"
+    return f"  ({key}): Object of type: {type(p).__name__}"
 
 
 class Sequential(Module):
-    """Modules applied in order; built from positional modules or an OrderedDict."""
+    """Modules applied in order; built from positional modules or one OrderedDict of named modules."""
 
     def __init__(self, *args):
         super().__init__()
@@ -20,22 +84,17 @@ class Sequential(Module):
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return Sequential(collections.OrderedDict(list(self._modules.items())[idx]))
-        items = list(self._modules.values())
-        return items[operator.index(idx)]
+            return type(self)(collections.OrderedDict(list(self._modules.items())[idx]))
+        return list(self._modules.values())[_abs_index(idx, len(self))]
 
     def __setitem__(self, idx, module):
-        key = list(self._modules.keys())[operator.index(idx)]
-        self._modules[key] = module
+        setattr(self, list(self._modules)[_abs_index(idx, len(self))], module)
 
     def __delitem__(self, idx):
-        keys = list(self._modules.keys())
-        for k in (keys[idx] if isinstance(idx, slice) else [keys[idx]]):
-            del self._modules[k]
-        vals = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(vals):
-            self._modules[str(i)] = m
+        keys = list(self._modules)
+        for k in keys[idx] if isinstance(idx, slice) else [keys[_abs_index(idx, len(self))]]:
+            delattr(self, k)
+        _renumber(self)
 
     def __len__(self):
         return len(self._modules)
@@ -43,42 +102,74 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+    def __add__(self, other):
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other):
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
+        return self.extend(list(other))
+
+    def __mul__(self, n):
+        if not isinstance(n, int):
+            raise TypeError(f"unsupported operand type(s) for *: Sequential and {type(n).__name__}")
+        if n <= 0:
+            raise ValueError(f"Non-positive multiplication factor {n} for Sequential")
+        return Sequential(*(list(self) * n))
+
+    __rmul__ = __mul__
+
+    def __dir__(self):
+        return [k for k in super().__dir__() if not k.isdigit()]
+
+    def pop(self, idx):
+        v = self[idx]
+        del self[idx]
+        return v
+
     def append(self, module):
         self.add_module(str(len(self)), module)
         return self
 
     def insert(self, index, module):
-        vals = list(self._modules.values())
-        vals.insert(index if index >= 0 else len(vals) + index, module)
-        self._modules.clear()
-        for i, m in enumerate(vals):
-            self._modules[str(i)] = m
+        if not isinstance(module, Module):
+            raise TypeError(f"module should be of type Module, got {type(module).__name__}")
+        _insert(self, index, module)
         return self
 
-    def extend(self, modules):
-        for m in modules:
+    def extend(self, sequential):
+        for m in sequential:
             self.append(m)
         return self
 
-    def forward(self, x):
+    def forward(self, input):
         for m in self._modules.values():
-            x = m(x)
-        return x
+            input = m(input)
+        return input
 
 
 class ModuleList(Module):
+    """A list of registered submodules (indexing, slicing, append/extend/insert/pop, del)."""
+
     def __init__(self, modules=None):
         super().__init__()
-        for m in modules or []:
-            self.append(m)
+        if modules is not None:
+            self.extend(modules)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return ModuleList(list(self._modules.values())[idx])
-        return list(self._modules.values())[idx]
+            return type(self)(list(self._modules.values())[idx])
+        return self._modules[str(_abs_index(idx, len(self)))]
 
     def __setitem__(self, idx, module):
-        self._modules[str(idx % len(self))] = module
+        setattr(self, str(_abs_index(idx, len(self))), module)
+
+    def __delitem__(self, idx):
+        for k in range(len(self))[idx] if isinstance(idx, slice) else [_abs_index(idx, len(self))]:
+            delattr(self, str(k))
+        _renumber(self)
 
     def __len__(self):
         return len(self._modules)
@@ -86,27 +177,56 @@ class ModuleList(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def __add__(self, other):
+        return ModuleList(itertools.chain(self, other))
+
+    def __dir__(self):
+        return [k for k in super().__dir__() if not k.isdigit()]
+
+    def __repr__(self):
+        """torch's compressed form: runs of identical entries print once as `(i-j): n x Repr`."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return f"{self._get_name()}()"
+        runs = [[k, k, r] for k, r in enumerate(reprs)]
+        merged = [runs[0]]
+        for run in runs[1:]:
+            if run[2] == merged[-1][2]:
+                merged[-1][1] = run[1]
+            else:
+                merged.append(run)
+        lines = [_addindent(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}", 2) for a, b, r in merged]
+        return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
+
+    def insert(self, index, module):
+        _insert(self, index, module)
+
     def append(self, module):
         self.add_module(str(len(self)), module)
         return self
 
+    def pop(self, idx):
+        v = self[idx]
+        del self[idx]
+        return v
+
     def extend(self, modules):
-        for m in modules:
+        if not isinstance(modules, abc.Iterable):
+            raise TypeError(f"ModuleList.extend should be called with an iterable, but got {type(modules).__name__}")
+        for m in list(modules):
             self.append(m)
         return self
 
-    def insert(self, index, module):
-        vals = list(self._modules.values())
-        vals.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(vals):
-            self._modules[str(i)] = m
-
 
 class ModuleDict(Module):
+    """An ordered dict of registered submodules (insertion order, as torch)."""
+
     def __init__(self, modules=None):
         super().__init__()
-        if modules:
+        if modules is not None:
             self.update(modules)
 
     def __getitem__(self, key):
@@ -127,6 +247,14 @@ class ModuleDict(Module):
     def __contains__(self, key):
         return key in self._modules
 
+    def clear(self):
+        self._modules.clear()
+
+    def pop(self, key):
+        v = self[key]
+        del self[key]
+        return v
+
     def keys(self):
         return self._modules.keys()
 
@@ -137,72 +265,152 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules):
-        items = modules.items() if hasattr(modules, "items") else modules
-        for k, m in items:
-            self.add_module(k, m)
-
-    def pop(self, key):
-        return self._modules.pop(key)
+        for k, m in _pairs("ModuleDict", modules):
+            self[k] = m
 
 
 class ParameterList(Module):
+    """A list of registered Parameters; tensors and arrays appended are wrapped as Parameters."""
+
     def __init__(self, values=None):
         super().__init__()
-        for v in values or []:
-            self.append(v)
+        self._size = 0
+        if values is not None:
+            self.extend(values)
 
     def __getitem__(self, idx):
-        return list(self._parameters.values())[idx]
+        if isinstance(idx, slice):
+            return type(self)([self[i] for i in range(len(self))[idx]])
+        return getattr(self, str(_abs_index(idx, len(self))))
 
-    def __setitem__(self, idx, p):
-        self.register_parameter(str(idx % len(self)), p if isinstance(p, Parameter) else Parameter(p))
+    def __setitem__(self, idx, value):
+        setattr(self, str(_abs_index(idx, len(self))), _as_param(value))
 
     def __len__(self):
-        return len(self._parameters)
+        return self._size
 
     def __iter__(self):
-        return iter(self._parameters.values())
+        return (self[i] for i in range(len(self)))
 
-    def append(self, p):
-        self.register_parameter(str(len(self)), p if isinstance(p, Parameter) else Parameter(p))
+    def __iadd__(self, values):
+        return self.extend(values)
+
+    def __dir__(self):
+        return [k for k in super().__dir__() if not k.isdigit()]
+
+    def append(self, value):
+        self._size += 1
+        self[self._size - 1] = value
         return self
 
-    def extend(self, ps):
-        for p in ps:
-            self.append(p)
+    def extend(self, values):
+        if not isinstance(values, abc.Iterable) or isinstance(values, (Tensor, np.ndarray)):
+            raise TypeError(f"ParameterList.extend should be called with an iterable, but got {type(values).__name__}")
+        for v in values:
+            self.append(v)
         return self
+
+    def extra_repr(self):
+        return "\n".join(_param_line(k, p) for k, p in enumerate(self))
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called.")
 
 
 class ParameterDict(Module):
+    """An ordered dict of registered Parameters; a plain dict is added in sorted key order (torch)."""
+
     def __init__(self, parameters=None):
         super().__init__()
-        if parameters:
+        self._keys = {}
+        if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key):
-        return self._parameters[key]
+    @staticmethod
+    def _attr(key):
+        if not isinstance(key, str):
+            raise TypeError(f"Index given to ParameterDict cannot be used as a key as it is not a string "
+                            f"(type is '{type(key).__name__}').")
+        return key
 
-    def __setitem__(self, key, p):
-        self.register_parameter(key, p if isinstance(p, Parameter) else Parameter(p))
+    def __getitem__(self, key):
+        return getattr(self, self._attr(key))
+
+    def __setitem__(self, key, value):
+        attr = self._attr(key)
+        self._keys[key] = None
+        setattr(self, attr, _as_param(value))
+
+    def __delitem__(self, key):
+        del self._keys[key]
+        delattr(self, self._attr(key))
 
     def __len__(self):
-        return len(self._parameters)
+        return len(self._keys)
 
     def __iter__(self):
-        return iter(self._parameters)
+        return iter(self._keys)
+
+    def __reversed__(self):
+        return reversed(list(self._keys))
 
     def __contains__(self, key):
-        return key in self._parameters
+        return key in self._keys
+
+    def copy(self):
+        return ParameterDict(collections.OrderedDict((k, self[k]) for k in self._keys))
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def clear(self):
+        for k in list(self._keys):
+            del self[k]
+
+    def pop(self, key):
+        v = self[key]
+        del self[key]
+        return v
+
+    def popitem(self):
+        k = list(self._keys)[-1]
+        return k, self.pop(k)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def fromkeys(self, keys, default=None):
+        return ParameterDict((k, default) for k in keys)
 
     def keys(self):
-        return self._parameters.keys()
+        return self._keys.keys()
 
     def items(self):
-        return self._parameters.items()
+        return ((k, self[k]) for k in self._keys)
 
     def values(self):
-        return self._parameters.values()
+        return (self[k] for k in self._keys)
 
-    def update(self, ps):
-        for k, p in (ps.items() if hasattr(ps, "items") else ps):
+    def update(self, parameters):
+        pairs = _pairs("ParameterDict", parameters)
+        if isinstance(parameters, abc.Mapping) and not isinstance(parameters, (collections.OrderedDict, ParameterDict)):
+            pairs = sorted(pairs, key=lambda kv: kv[0])
+        for k, p in pairs:
             self[k] = p
+
+    def __or__(self, other):
+        out = self.copy()
+        out.update(other)
+        return out
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def extra_repr(self):
+        return "\n".join(_param_line(k, p) for k, p in self.items())
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterDict should not be called.")

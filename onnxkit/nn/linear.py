@@ -3,19 +3,25 @@ import math
 
 import numpy as np
 
-from .. import ops
+from .. import dtypes, ops
 from . import init
-from .module import Module, ShapeError
+from .module import Module, ShapeError, _to_numpy
 from .parameter import Parameter
 
 __all__ = ["Identity", "Linear", "Bilinear", "LazyLinear", "Flatten", "Unflatten"]
 
 
 def _empty(*shape, dtype=None):
-    return Parameter(np.zeros(shape, dtype=np.dtype(dtype or np.float32)))
+    return Parameter(np.zeros(shape, dtype=dtypes.as_dtype(dtype or np.float32)))
+
+
+def _fmt(shape):
+    return "?" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 class Identity(Module):
+    """Returns its input; constructor arguments are accepted and ignored (torch.nn.Identity)."""
+
     def __init__(self, *args, **kwargs):
         super().__init__()
 
@@ -24,14 +30,16 @@ class Identity(Module):
 
 
 class Linear(Module):
-    """y = x W^T + b; weight (out_features, in_features), torch's kaiming-uniform init."""
+    """y = x W^T + b (Gemm for 2-D inputs, else MatMul + Add); weight (out_features, in_features),
+    torch's kaiming-uniform init."""
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = _empty(out_features, in_features, dtype=dtype)
-        self.bias = _empty(out_features, dtype=dtype) if bias else None
-        if not bias:
+        if bias:
+            self.bias = _empty(out_features, dtype=dtype)
+        else:
             self.register_parameter("bias", None)
         self.reset_parameters()
 
@@ -43,9 +51,8 @@ class Linear(Module):
 
     def forward(self, x):
         x = ops.as_tensor(x)
-        if not x._shape or x._shape[-1] != self.in_features and isinstance(x._shape[-1], int):
-            raise ShapeError(f"expected input with last dim {self.in_features} (in_features), got shape "
-                             f"{tuple(x._shape) if x._shape is not None else '?'}")
+        if not x._shape or (isinstance(x._shape[-1], int) and x._shape[-1] != self.in_features):
+            raise ShapeError(f"expected input with last dim {self.in_features} (in_features), got shape {_fmt(x._shape)}")
         return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -53,41 +60,81 @@ class Linear(Module):
 
 
 class LazyLinear(Linear):
+    """A Linear whose in_features comes from the first input (or from a loaded state dict); it then
+    becomes a plain Linear, as in torch."""
+    cls_to_become = Linear
+
     def __init__(self, out_features, bias=True, device=None, dtype=None):
         Module.__init__(self)
-        self.in_features, self.out_features, self._has_bias = 0, out_features, bias
-        self.weight = None
-        self.bias = None
+        self.in_features, self.out_features = 0, out_features
+        self._lazy = (bool(bias), dtype)
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+
+    def _materialize(self, in_features):
+        has_bias, dtype = self._lazy
+        del self._lazy
+        self.in_features = in_features
+        self.weight = _empty(self.out_features, in_features, dtype=dtype)
+        if has_bias:
+            self.bias = _empty(self.out_features, dtype=dtype)
+        self.reset_parameters()
+        self.__class__ = self.cls_to_become
 
     def forward(self, x):
-        if self.weight is None:
-            Linear.__init__(self, int(x._shape[-1]), self.out_features, self._has_bias)
+        x = ops.as_tensor(x)
+        if not x._shape or not isinstance(x._shape[-1], int):
+            raise ShapeError(f"LazyLinear needs an input whose last dim is known, got shape {_fmt(x._shape)}")
+        self._materialize(x._shape[-1])
         return Linear.forward(self, x)
+
+    def _load_from_state_dict(self, state_dict, prefix, assign, missing, errors):
+        """Take in_features from the checkpoint's weight, then load as a Linear."""
+        if prefix + "weight" in state_dict:
+            self._materialize(int(_to_numpy(state_dict[prefix + "weight"]).shape[-1]))
+            return Module._load_from_state_dict(self, state_dict, prefix, assign, missing, errors)
+        keys = [prefix + "weight"] + ([prefix + "bias"] if self._lazy[0] else [])
+        missing.extend(k for k in keys if k not in state_dict)
+        return keys
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self._lazy[0]}"
 
 
 class Bilinear(Module):
-    """y = x1^T A x2 + b; weight (out, in1, in2), init uniform(+-1/sqrt(in1))."""
+    """y = x1^T A x2 + b (one Einsum + Add); weight (out, in1, in2), init uniform(+-1/sqrt(in1))."""
 
     def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
         self.weight = _empty(out_features, in1_features, in2_features, dtype=dtype)
-        self.bias = _empty(out_features, dtype=dtype) if bias else None
-        if not bias:
+        if bias:
+            self.bias = _empty(out_features, dtype=dtype)
+        else:
             self.register_parameter("bias", None)
         self.reset_parameters()
 
     def reset_parameters(self):
-        bound = 1 / math.sqrt(self.in1_features)
+        bound = 1 / math.sqrt(self.weight._shape[1])
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x1, x2):
+    def forward(self, input1, input2):
+        x1, x2 = ops.as_tensor(input1), ops.as_tensor(input2)
         for x, n, name in ((x1, self.in1_features, "input1"), (x2, self.in2_features, "input2")):
-            if isinstance(x._shape[-1], int) and x._shape[-1] != n:
-                raise ShapeError(f"expected {name} with last dim {n}, got shape {tuple(x._shape)}")
-        return ops.bilinear(x1, x2, self.weight, self.bias)
+            if not x._shape or (isinstance(x._shape[-1], int) and x._shape[-1] != n):
+                raise ShapeError(f"expected {name} with last dim {n}, got shape {_fmt(x._shape)}")
+        if len(x1._shape) != len(x2._shape) or any(isinstance(a, int) and isinstance(b, int) and a != b
+                                                   for a, b in zip(x1._shape[:-1], x2._shape[:-1])):
+            raise ShapeError(f"input1 and input2 must have the same batch dims, got shapes {_fmt(x1._shape)} "
+                             f"and {_fmt(x2._shape)}")
+        lead = x1.shape[:-1]
+        if len(lead) != 1:  # one batch dim: an explicit Einsum equation (its gradient rule needs no '...')
+            x1, x2 = ops.reshape(x1, -1, self.in1_features), ops.reshape(x2, -1, self.in2_features)
+        y = ops.einsum("bi,oij,bj->bo", x1, self.weight, x2)
+        y = y + self.bias if self.bias is not None else y
+        return ops.reshape(y, *lead, self.out_features) if len(lead) != 1 else y
 
     def extra_repr(self):
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
@@ -95,24 +142,45 @@ class Bilinear(Module):
 
 
 class Flatten(Module):
+    """Flattens dims start_dim..end_dim into one (Flatten or Reshape)."""
+
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
-        return ops.flatten(x, self.start_dim, self.end_dim)
+    def forward(self, input):
+        return ops.flatten(input, self.start_dim, self.end_dim)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Unflatten(Module):
+    """Splits dim `dim` into `unflattened_size` (a Reshape; one entry may be -1)."""
+
     def __init__(self, dim, unflattened_size):
         super().__init__()
-        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        if not isinstance(dim, int):
+            raise TypeError(f"Unflatten: dim must be an int (named tensors are not supported), got {type(dim).__name__}")
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError(f"unflattened_size must be a tuple of ints, but found type {type(unflattened_size).__name__}")
+        for i, d in enumerate(unflattened_size):
+            if not isinstance(d, int):
+                raise TypeError(f"unflattened_size must be tuple of ints, but found element of type "
+                                f"{type(d).__name__} at pos {i}")
+        self.dim, self.unflattened_size = dim, unflattened_size
 
-    def forward(self, x):
-        return ops.unflatten(x, self.dim, self.unflattened_size)
+    def forward(self, input):
+        x = ops.as_tensor(input)
+        r = len(x._shape)
+        if not -r <= self.dim < r:
+            raise ShapeError(f"dim {self.dim} is out of range for an input of shape {_fmt(x._shape)}")
+        n = x._shape[self.dim]
+        known = math.prod(d for d in self.unflattened_size if d != -1)
+        if isinstance(n, int) and (n % known if -1 in self.unflattened_size else n != known):
+            raise ShapeError(f"unflattened_size {tuple(self.unflattened_size)} does not fit dim {self.dim} "
+                             f"of size {n} (input shape {_fmt(x._shape)})")
+        return ops.unflatten(x, self.dim, tuple(self.unflattened_size))
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

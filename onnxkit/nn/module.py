@@ -1,22 +1,96 @@
 """Module: the base class for layers (torch.nn.Module): registration by attribute, state dicts
 with torch's keys, train/eval, and module paths as node-name scopes in exported graphs."""
 import collections
+import contextlib
+import copy
 import itertools
 
 import numpy as np
 
-from ..tensor import Tensor, name_scope, _st
-from .parameter import Parameter
+from .. import dtypes
+from ..tensor import Tensor, _st
+from .parameter import Buffer, Parameter
 
 
 def _to_numpy(v):
+    """An array from a numpy array, an onnxkit Tensor or a torch tensor (read without importing torch)."""
     if isinstance(v, np.ndarray):
         return v
     if isinstance(v, Tensor):
         return v.numpy()
-    if hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor, read without importing torch
+    if hasattr(v, "detach") and hasattr(v, "cpu"):
         return v.detach().cpu().numpy()
     return np.asarray(v)
+
+
+def _addindent(s, n):
+    """Indent every line but the first by n spaces (torch's repr helper)."""
+    first, *rest = s.split("\n")
+    return "\n".join([first] + [(" " * n + line) if line.strip() else "" for line in rest])
+
+
+class IncompatibleKeys(collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict returns (torch's _IncompatibleKeys)."""
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+class RemovableHandle:
+    """Returned by the register_*_hook methods; `remove()` unregisters the hook."""
+    _ids = itertools.count()
+
+    def __init__(self, hooks):
+        self.hooks, self.id = hooks, next(RemovableHandle._ids)
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _check_name(kind, name, module, store):
+    """torch's checks on a name given to register_parameter/register_buffer/add_module."""
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+    if "." in name:
+        raise KeyError(f'{kind} name can\'t contain ".", got: {name}')
+    if name == "":
+        raise KeyError(f'{kind} name can\'t be empty string ""')
+    if hasattr(module, name) and name not in store:
+        raise KeyError(f"attribute '{name}' already exists")
+
+
+@contextlib.contextmanager
+def _module_call(module):
+    """Scope node names by the module path: the outermost call names every submodule by its path
+    and builds its own nodes unprefixed; nested calls build theirs under `path` (`features.3/Conv`)."""
+    st = _st()
+    base = getattr(st, "module_base", None)
+    if base is None:  # outermost module call
+        for path, m in module.named_modules():
+            object.__setattr__(m, "_path", path)
+        st.module_base = len(st.scope)
+        try:
+            yield True
+        finally:
+            st.module_base = None
+        return
+    saved = st.scope
+    st.scope = saved[:base] + [module._path]
+    try:
+        yield False
+    finally:
+        st.scope = saved
 
 
 class Module:
@@ -24,34 +98,47 @@ class Module:
     training = True
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", collections.OrderedDict())
-        object.__setattr__(self, "_buffers", collections.OrderedDict())
-        object.__setattr__(self, "_non_persistent", set())
-        object.__setattr__(self, "_modules", collections.OrderedDict())
-        object.__setattr__(self, "training", True)
-        object.__setattr__(self, "_path", "")
+        for name, value in (("_parameters", collections.OrderedDict()), ("_buffers", collections.OrderedDict()),
+                            ("_non_persistent", set()), ("_modules", collections.OrderedDict()),
+                            ("_forward_pre_hooks", collections.OrderedDict()),
+                            ("_forward_hooks", collections.OrderedDict()), ("training", True), ("_path", "")):
+            object.__setattr__(self, name, value)
 
     # ----- registration ----------------------------------------------------------------------
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
-            if isinstance(value, (Parameter, Module)):
-                raise AttributeError(f"cannot assign {type(value).__name__} before Module.__init__() call")
-            return object.__setattr__(self, name, value)
-        for d in (self._parameters, self._buffers, self._modules):
-            if name in d and not (d is self._buffers and (isinstance(value, Tensor) or value is None)):
-                del d[name]
+        d = self.__dict__
+        params, modules, buffers = d.get("_parameters"), d.get("_modules"), d.get("_buffers")
+        if isinstance(value, (Parameter, Module, Buffer)) and params is None:
+            raise AttributeError(f"cannot assign {type(value).__name__} before Module.__init__() call")
         if isinstance(value, Parameter):
-            self.__dict__.pop(name, None)
-            self._parameters[name] = value
+            self._forget(name, keep="_parameters")
+            self.register_parameter(name, value)
+        elif params is not None and name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                                "(onnxkit.nn.Parameter or None expected)")
+            params[name] = None
         elif isinstance(value, Module):
-            self.__dict__.pop(name, None)
-            self._modules[name] = value
-        elif name in self._buffers:
-            self._buffers[name] = value if value is None or isinstance(value, Tensor) else _buffer(value)
-        elif name in self._parameters and value is None:
-            self._parameters[name] = None
+            self._forget(name, keep="_modules")
+            modules[name] = value
+        elif modules is not None and name in modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                                "(onnxkit.nn.Module or None expected)")
+            modules[name] = None
+        elif isinstance(value, Buffer) or (buffers is not None and name in buffers):
+            persistent = value.persistent if isinstance(value, Buffer) else name not in self._non_persistent
+            self.register_buffer(name, value, persistent)
         else:
             object.__setattr__(self, name, value)
+
+    def _forget(self, name, keep):
+        """Drop `name` from every store but `keep` (an attribute changes kind)."""
+        self.__dict__.pop(name, None)
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store != keep:
+                getattr(self, store).pop(name, None)
+        self._non_persistent.discard(name)
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -64,38 +151,72 @@ class Module:
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
+                self._non_persistent.discard(name)
                 return
         object.__delattr__(self, name)
 
     def register_parameter(self, name, param):
+        """Add a Parameter (or None: a declared but absent parameter, such as bias=False)."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign parameter before Module.__init__() call")
+        _check_name("parameter", name, self, self._parameters)
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r} (ok.nn.Parameter or None required)")
-        self.__dict__.pop(name, None)
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            "(onnxkit.nn.Parameter or None required)")
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
-        self.__dict__.pop(name, None)
-        self._buffers[name] = None if tensor is None else (tensor if isinstance(tensor, Tensor) else _buffer(tensor))
-        if not persistent:
-            self._non_persistent.add(name)
+        """Add a buffer (a Tensor, numpy array or torch tensor; None allowed); persistent=False
+        keeps it out of the state_dict."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        _check_name("buffer", name, self, self._buffers)
+        self._buffers[name] = None if tensor is None else _buffer(tensor)
+        (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
 
-    def register_module(self, name, module):
+    def add_module(self, name, module):
+        """Add a child module (or None) under `name`."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        _check_name("module", name, self, self._modules)
         self._modules[name] = module
 
-    add_module = register_module
+    register_module = add_module
 
     def get_submodule(self, target):
+        """The submodule at a dotted path (`"features.3"`); "" is the module itself."""
         m = self
-        for part in target.split(".") if target else []:
-            m = m._modules[part]
+        for item in target.split(".") if target else []:
+            if not hasattr(m, item):
+                raise AttributeError(f"{m._get_name()} has no attribute `{item}`")
+            m = getattr(m, item)
+            if not isinstance(m, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
         return m
+
+    def _get_leaf(self, target, store, kind):
+        path, _, name = target.rpartition(".")
+        m = self.get_submodule(path)
+        if name not in getattr(m, store):
+            raise AttributeError(f"{m._get_name()} has no {kind} `{name}`")
+        return getattr(m, store)[name]
+
+    def get_parameter(self, target):
+        """The parameter at a dotted path (`"features.3.weight"`)."""
+        return self._get_leaf(target, "_parameters", "parameter")
+
+    def get_buffer(self, target):
+        """The buffer at a dotted path (`"bn.running_mean"`)."""
+        return self._get_leaf(target, "_buffers", "buffer")
 
     # ----- traversal -------------------------------------------------------------------------
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted path, module) for this module and every descendant, pre-order."""
         memo = set() if memo is None else memo
-        if id(self) in memo and remove_duplicate:
+        if id(self) in memo:
             return
-        memo.add(id(self))
+        if remove_duplicate:
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
@@ -105,78 +226,118 @@ class Module:
         return (m for _, m in self.named_modules())
 
     def named_children(self):
-        return ((n, m) for n, m in self._modules.items() if m is not None)
+        """(name, module) for the direct children, each module once."""
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
 
     def children(self):
         return (m for _, m in self.named_children())
 
-    def _named(self, store, prefix="", recurse=True, remove_duplicate=True):
+    def _named_members(self, store, prefix="", recurse=True, remove_duplicate=True):
         seen = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mp, m in mods:
             for n, v in getattr(m, store).items():
-                if v is None or (remove_duplicate and id(v) in seen):
+                if v is None or id(v) in seen:
                     continue
-                seen.add(id(v))
+                if remove_duplicate:
+                    seen.add(id(v))
                 yield (f"{mp}.{n}" if mp else n), v
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
-        return self._named("_parameters", prefix, recurse, remove_duplicate)
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
-        return self._named("_buffers", prefix, recurse, remove_duplicate)
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         return (b for _, b in self.named_buffers(recurse=recurse))
 
     # ----- state -----------------------------------------------------------------------------
-    def state_dict(self, destination=None, prefix="", keep_vars=False):
-        """OrderedDict name -> numpy array (torch's keys: parameters, then persistent buffers, per module)."""
+    def _local_state(self):
+        """This module's own entries of the state dict: parameters, then persistent buffers."""
+        items = itertools.chain(self._parameters.items(),
+                                ((n, b) for n, b in self._buffers.items() if n not in self._non_persistent))
+        return collections.OrderedDict((n, v) for n, v in items if v is not None)
+
+    def state_dict(self, *, destination=None, prefix="", keep_vars=False):
+        """OrderedDict name -> numpy array copy, torch's keys and order (per module: parameters, then
+        persistent buffers, then children); keep_vars=True gives the Tensors themselves."""
         out = collections.OrderedDict() if destination is None else destination
-        for mp, m in self.named_modules(prefix=prefix.rstrip(".")):
-            pre = f"{mp}." if mp else ""
-            for n, p in m._parameters.items():
-                if p is not None:
-                    out[pre + n] = p if keep_vars else np.array(p.numpy(), copy=True)
-            for n, b in m._buffers.items():
-                if b is not None and n not in m._non_persistent:
-                    out[pre + n] = b if keep_vars else np.array(b.numpy(), copy=True)
+        if "_before_state_read" in self.__dict__:
+            self._before_state_read()  # a Trainer holding the values on a device copies them back
+        for name, t in self._local_state().items():
+            out[prefix + name] = t if keep_vars else np.array(t.numpy(), copy=True)
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(destination=out, prefix=f"{prefix}{name}.", keep_vars=keep_vars)
         return out
 
-    def load_state_dict(self, state_dict, strict=True, assign=False):
-        """Copy values in (numpy arrays, Tensors or torch tensors). strict=True raises on missing
-        or unexpected keys, naming them; shapes must match."""
-        own = self.state_dict(keep_vars=True)
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append(f"missing key(s): {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected key(s): {', '.join(unexpected)}")
-            raise KeyError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(parts))
-        errors = []
-        for k, t in own.items():
-            if k not in state_dict:
+    def _load_from_state_dict(self, state_dict, prefix, assign, missing, errors):
+        """Copy this module's own entries in; returns the keys it expects (lazy modules override
+        this to take their shapes from the state dict first)."""
+        local = self._local_state()
+        for name, t in local.items():
+            key = prefix + name
+            if key not in state_dict:
+                missing.append(key)
                 continue
-            v = _to_numpy(state_dict[k])
+            try:
+                v = _to_numpy(state_dict[key])
+            except Exception as e:  # noqa: BLE001  any unreadable object becomes a named error
+                errors.append(f'While copying the parameter named "{key}", expected an array, got '
+                              f"{type(state_dict[key]).__name__} ({e})")
+                continue
+            if v.dtype.kind not in "biuf" and v.dtype.name != "bfloat16":
+                errors.append(f'While copying the parameter named "{key}", expected an array, got '
+                              f"{type(state_dict[key]).__name__}")
+                continue
+            if t._shape == () and v.shape == (1,):
+                v = v.reshape(())
             if tuple(v.shape) != tuple(t._shape):
-                errors.append(f"size mismatch for {k}: copying a param with shape {tuple(v.shape)}, "
-                              f"the shape in current model is {tuple(t._shape)}")
+                errors.append(f"size mismatch for {key}: copying a param with shape {tuple(v.shape)} from "
+                              f"checkpoint, the shape in current model is {tuple(t._shape)}.")
                 continue
-            t._become_value(np.array(v, dtype=t.dtype, copy=True))
+            if assign:
+                new = Parameter(v, requires_grad=t.requires_grad) if isinstance(t, Parameter) else _buffer(np.array(v))
+                (self._parameters if name in self._parameters else self._buffers)[name] = new
+            else:
+                _set_value(t, v)
+        return [prefix + n for n in local]
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy values in (numpy arrays, onnxkit Tensors or torch tensors), cast to each entry's
+        dtype. strict=True raises RuntimeError naming missing and unexpected keys; a size mismatch
+        always raises. Returns (missing_keys, unexpected_keys)."""
+        if not isinstance(state_dict, collections.abc.Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+        missing, errors, expected = [], [], set()
+        for path, m in self.named_modules(remove_duplicate=False):
+            expected.update(m._load_from_state_dict(state_dict, f"{path}." if path else "", assign, missing, errors))
+        unexpected = [k for k in state_dict if k not in expected]
+        if strict:
+            if unexpected:
+                errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected)))
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
         if errors:
-            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  " + "\n  ".join(errors))
-        return collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])(missing, unexpected)
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        return IncompatibleKeys(missing, unexpected)
 
     # ----- modes and helpers --------------------------------------------------------------------
     def train(self, mode=True):
-        for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+        """Set training mode on this module and, through their own train(), its children."""
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        self.training = mode
+        for m in self.children():
+            m.train(mode)
         return self
 
     def eval(self):
@@ -184,24 +345,45 @@ class Module:
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
-            p.requires_grad = requires_grad
+            p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none=True):
+        """Reset every parameter's .grad: to None (default) or to zeros."""
         for p in self.parameters():
-            if set_to_none or p.grad is None:
+            if p.grad is None:
+                continue
+            if set_to_none:
                 p.grad = None
             else:
                 p.grad.zero_()
 
     def apply(self, fn):
+        """Call fn on every submodule (children first) and on self, like torch (used for init)."""
         for m in self.children():
             m.apply(fn)
         fn(self)
         return self
 
-    def to(self, *args, **kwargs):
+    def _cast(self, dtype):
+        """Cast floating parameters and buffers to `dtype` in place (identity kept)."""
+        dtype = dtypes.as_dtype(dtype)
+        for t in itertools.chain(self.parameters(), self.buffers()):
+            if dtypes.is_floating(t.dtype) and t.dtype != dtype:
+                _set_value(t, t.numpy(), dtype)
+                if t.grad is not None:
+                    t.grad = None
         return self
+
+    def to(self, *args, dtype=None, **kwargs):
+        """Cast floating parameters and buffers to a dtype given positionally or as dtype=; devices are
+        chosen per Session/Trainer (device="auto"), so device arguments are accepted and ignored."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif a is not None and str(a).split(":")[0] not in ("cpu", "cuda", "auto"):
+                dtype = a
+        return self._cast(dtype) if dtype is not None else self
 
     def cpu(self):
         return self
@@ -210,45 +392,85 @@ class Module:
         return self
 
     def float(self):
-        return self
+        return self._cast("float32")
+
+    def double(self):
+        return self._cast("float64")
+
+    def half(self):
+        return self._cast("float16")
+
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) -> None or new args, called before forward."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_hook(self, hook):
+        """hook(module, args, output) -> None or a new output, called after forward."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
+
+    # ----- printing ------------------------------------------------------------------------------
+    def _get_name(self):
+        return type(self).__name__
 
     def extra_repr(self):
         return ""
 
     def __repr__(self):
-        lines = []
-        for name, m in self._modules.items():
-            sub = repr(m).replace("\n", "\n  ")
-            lines.append(f"({name}): {sub}")
+        """torch's layout: `Name(extra)` on one line, else extra lines and `(name): child` lines indented."""
         extra = self.extra_repr()
-        if not lines:
-            return f"{type(self).__name__}({extra})"
-        body = "\n  ".join(([extra] if extra else []) + lines)
-        return f"{type(self).__name__}(\n  {body}\n)"
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({k}): " + _addindent(repr(m), 2) for k, m in self._modules.items()]
+        lines = extra_lines + child_lines
+        body = ""
+        if len(extra_lines) == 1 and not child_lines:
+            body = extra_lines[0]
+        elif lines:
+            body = "\n  " + "\n  ".join(lines) + "\n"
+        return f"{self._get_name()}({body})"
 
     def __dir__(self):
-        return list(super().__dir__()) + list(self._parameters) + list(self._modules) + list(self._buffers)
+        keys = list(dir(type(self))) + list(self.__dict__) + list(self._parameters) + list(self._modules) + \
+            list(self._buffers)
+        return sorted(k for k in set(keys) if not k[0].isdigit())
 
     # ----- calling -----------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        root = not _st().scope
-        if root:  # name every submodule by its path once per top-level call
-            for path, m in self.named_modules():
-                object.__setattr__(m, "_path", path)
-        with name_scope(self._path if not root else ""):
+        """Run forward under the module's name scope; a ShapeError gets the module path prefixed."""
+        with _module_call(self) as root:
             try:
-                return self.forward(*args, **kwargs)
+                for hook in list(self._forward_pre_hooks.values()):
+                    res = hook(self, args)
+                    if res is not None:
+                        args = res if isinstance(res, tuple) else (res,)
+                out = self.forward(*args, **kwargs)
+                for hook in list(self._forward_hooks.values()):
+                    res = hook(self, args, out)
+                    if res is not None:
+                        out = res
+                return out
             except ShapeError as e:
-                if e.path is None and not root:
-                    e.path = self._path
-                    e.args = (f"{self._path} ({type(self).__name__}): {e.msg}",)
-                elif e.path is None and root:
-                    e.path = ""
-                    e.args = (f"{type(self).__name__}: {e.msg}",)
+                if e.path is None:
+                    e.path = "" if root else self._path
+                    where = type(self).__name__ if root else f"{self._path} ({type(self).__name__})"
+                    e.args = (f"{where}: {e.msg}",)
                 raise
+
+    def __deepcopy__(self, memo):
+        """An independent copy (copy.deepcopy): parameters and buffers are copied, hooks carried over."""
+        from ..runtime import flush_pending
+        flush_pending()
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            object.__setattr__(new, k, copy.deepcopy(v, memo))
+        return new
 
     def __getstate__(self):
         raise TypeError("onnxkit modules are not pickled; save them with ok.export or state_dict + safetensors")
@@ -262,6 +484,17 @@ class ShapeError(ValueError):
         self.msg, self.path = msg, None
 
 
+def _set_value(t, arr, dtype=None):
+    """Replace a leaf's value in place (after any deferred update of it), cast to its dtype or `dtype`."""
+    from ..runtime import flush_if_pending
+    flush_if_pending(t)
+    t._become_value(np.array(arr, dtype=dtype or t.dtype, copy=True))
+    t.dtype = t._value.dtype
+
+
 def _buffer(value):
+    """A buffer Tensor from a Tensor, numpy array, Python number/list or torch tensor."""
+    if isinstance(value, Tensor):
+        return value
     from ..tensor import tensor
-    return tensor(_to_numpy(value))
+    return tensor(value)

@@ -1,2 +1,185 @@
-"""(being written)"""
-__all__ = []
+"""Normalization ops (torch.nn.functional names). Batch statistics are composed from ReduceMean,
+Sub, Pow, Add, Sqrt and Div (the pattern onnxruntime fuses into LayerNormalization), so their
+gradients come from the core rules; eval-mode batch norm is one BatchNormalization node.
+Running-stat updates are buffer effects on the output node, applied when it is first evaluated."""
+import weakref
+
+import numpy as np
+
+from .. import dtypes
+from ..tensor import apply, const, no_grad
+from .core import as_tensor, cast, add, sub, mul, div, sqrt, pow_, square
+from .reduce import mean, norm  # norm: re-exported so `from .norm import *` rebinds onnxkit.ops.norm to the
+#                                 function (importing this submodule sets that attribute to the module)
+from .shape import reshape, permute, squeeze
+
+__all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "local_response_norm", "norm"]
+
+_latest_update = {}  # id(buffer) -> (weakref to buffer, weakref to the output whose node holds its last update)
+
+
+def buffer_value(buf):
+    """The value `buf` will hold once pending updates apply: a second train-mode call built before
+    the first is evaluated continues from the first's update, which it then supersedes."""
+    buf_ref, out_ref = _latest_update.get(id(buf), (lambda: None, None))
+    out = out_ref() if buf_ref() is buf else None
+    if out is not None and out.node.effects:
+        mine = [v for b, v in out.node.effects if b is buf]
+        if mine:
+            out.node.effects = [e for e in out.node.effects if e[0] is not buf]
+            return mine[-1]
+    return buf
+
+
+def add_buffer_updates(out, updates):
+    """Attach (buffer, new value) updates to out's node (see runtime.evaluate); values are cast to the buffer's dtype."""
+    updates = [(b, cast(v, b.dtype)) for b, v in updates]
+    out.node.effects = (out.node.effects or []) + updates
+    for b, _ in updates:
+        _latest_update[id(b)] = (weakref.ref(b), weakref.ref(out))
+    return out
+
+
+def normalize_over(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over `axes`, biased variance; returns (y, mean, var) with kept dims."""
+    m = mean(x, axes, keepdim=True)
+    d = sub(x, m)
+    var = mean(pow_(d, 2.0), axes, keepdim=True)
+    return div(d, sqrt(add(var, eps))), m, var
+
+
+def _count(x, axes):
+    """Number of elements per statistic: an int, or a float tensor when a dim is symbolic."""
+    n = 1
+    for a in axes:
+        n = n * x.shape[a]
+    return n if isinstance(n, int) else cast(n.tensor(), x.dtype)
+
+
+def _per_channel(v, x):
+    """A (C,) vector shaped (C, 1, ..., 1) to broadcast over x's dims after the channel dim."""
+    v = cast(as_tensor(v), x.dtype)
+    return v if len(x._shape) <= 2 else reshape(v, -1, *([1] * (len(x._shape) - 2)))
+
+
+def _affine(y, weight, bias, shape_fn):
+    if weight is not None:
+        y = mul(y, shape_fn(weight))
+    if bias is not None:
+        y = add(y, shape_fn(bias))
+    return y
+
+
+def _unbiased(var, n):
+    """Biased -> unbiased variance (torch stores the unbiased one in running_var)."""
+    return mul(var, n / (n - 1)) if isinstance(n, int) else div(mul(var, n), sub(n, 1.0))
+
+
+def _blend(old, new, momentum):
+    """(1 - momentum) * old + momentum * new; momentum may be a Tensor (the cumulative-average factor)."""
+    old = cast(old, new.dtype)
+    if hasattr(momentum, "node"):
+        m = cast(momentum, new.dtype)
+        return add(mul(old, sub(1.0, m)), mul(new, m))
+    return add(mul(old, 1.0 - momentum), mul(new, float(momentum)))
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalize over the batch and spatial dims per channel. Training: batch statistics (biased
+    variance) and, given running stats, their update (unbiased variance) as buffer effects.
+    Eval: BatchNormalization on the running statistics."""
+    x = as_tensor(input)
+    r = len(x._shape)
+    if r < 2:
+        raise ValueError(f"batch_norm: expected at least 2D input (N, C, ...), got shape {tuple(x._shape)}")
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+        C = x._shape[1]
+        scale = cast(weight, x.dtype) if weight is not None else const(np.ones(C), x.dtype)
+        shift = cast(bias, x.dtype) if bias is not None else const(np.zeros(C), x.dtype)
+        return apply("BatchNormalization", [x, scale, shift, cast(running_mean, x.dtype), cast(running_var, x.dtype)],
+                     {"epsilon": float(eps)}, types=[(x.dtype, x._shape)])
+    axes = [0] + list(range(2, r))
+    n = _count(x, axes)
+    if isinstance(n, int) and n == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x._shape)}")
+    y, m, var = normalize_over(x, axes, eps)
+    out = _affine(y, weight, bias, lambda v: _per_channel(v, x))
+    if running_mean is not None and running_var is not None:
+        with no_grad():
+            add_buffer_updates(out, [
+                (running_mean, _blend(buffer_value(running_mean), squeeze(m, axes), momentum)),
+                (running_var, _blend(buffer_value(running_var), _unbiased(squeeze(var, axes), n), momentum))])
+    return out
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalize each (sample, channel) over its spatial dims; with running stats, update them with
+    the batch average of the per-instance statistics (as torch does). use_input_stats=False:
+    BatchNormalization on the running statistics."""
+    x = as_tensor(input)
+    r = len(x._shape)
+    if r < 3:
+        raise ValueError(f"instance_norm: expected at least 3D input (N, C, ...), got shape {tuple(x._shape)}")
+    if not use_input_stats:
+        return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = list(range(2, r))
+    n = _count(x, axes)
+    if isinstance(n, int) and n == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {tuple(x._shape)}")
+    y, m, var = normalize_over(x, axes, eps)
+    out = _affine(y, weight, bias, lambda v: _per_channel(v, x))
+    if running_mean is not None and running_var is not None:
+        with no_grad():
+            batch_mean = mean(reshape(m, x.shape[:2]), 0)
+            batch_var = mean(_unbiased(reshape(var, x.shape[:2]), n), 0)
+            add_buffer_updates(out, [
+                (running_mean, _blend(buffer_value(running_mean), batch_mean, momentum)),
+                (running_var, _blend(buffer_value(running_var), batch_var, momentum))])
+    return out
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalize over the trailing `normalized_shape` dims, then the elementwise affine."""
+    x = as_tensor(input)
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(x._shape[len(x._shape) - k:]) != normalized_shape or len(x._shape) < k:
+        raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, got {tuple(x._shape)}")
+    y, _, _ = normalize_over(x, list(range(len(x._shape) - k, len(x._shape))), eps)
+    return _affine(y, weight, bias, lambda v: cast(as_tensor(v), x.dtype))
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalize over groups of channels (and the spatial dims) per sample, then a per-channel affine."""
+    x = as_tensor(input)
+    if len(x._shape) < 2:
+        raise ValueError(f"group_norm: expected at least 2D input (N, C, ...), got shape {tuple(x._shape)}")
+    C = x._shape[1]
+    if isinstance(C, int) and C % num_groups:
+        raise ValueError(f"group_norm: {C} channels are not divisible into {num_groups} groups")
+    grouped = reshape(x, x.shape[0], num_groups, -1)
+    y, _, _ = normalize_over(grouped, [2], eps)
+    return _affine(reshape(y, x.shape), weight, bias, lambda v: _per_channel(v, x))
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha/size * sum of x^2 over a window of `size` channels)^beta, the window of channel
+    c spanning [c - size//2, c + (size-1)//2] as in torch (ONNX LRN centres even windows the
+    other way). The window sum is one MatMul with a static band matrix over the channel axis."""
+    x = as_tensor(input)
+    r = len(x._shape)
+    if r < 3:
+        raise ValueError(f"local_response_norm: expected 3D or higher input (N, C, ...), got shape {tuple(x._shape)}")
+    C = x._shape[1]
+    if not isinstance(C, int):
+        raise ValueError("local_response_norm: the channel dim must be static")
+    c = np.arange(C)
+    band = ((c[None, :] >= c[:, None] - size // 2) & (c[None, :] <= c[:, None] + (size - 1) // 2)).astype(x.dtype)
+    to_last = [0] + list(range(2, r)) + [1]
+    from .linalg import matmul
+    window = matmul(permute(square(x), to_last), const(band.T * (alpha / size), x.dtype))
+    back = [0, r - 1] + list(range(1, r - 1))
+    return div(x, pow_(add(permute(window, back), float(k)), float(beta)))

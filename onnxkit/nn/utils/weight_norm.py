@@ -1,0 +1,70 @@
+"""Weight normalization (torch.nn.utils.weight_norm, the original API): `weight` is recomputed as
+g * v / ||v|| from the parameters `weight_g` and `weight_v` before every forward call."""
+from ... import ops
+from ..parameter import Parameter
+
+__all__ = ["weight_norm", "remove_weight_norm", "norm_except_dim"]
+
+
+def norm_except_dim(v, pow=2, dim=0):
+    """The p-norm of v over every dim except `dim`, kept as size-1 dims; dim=-1: over the whole tensor
+    (torch's convention for this function)."""
+    v = ops.as_tensor(v)
+    if dim == -1:
+        return ops.norm(v, pow)
+    d = dim % len(v._shape)
+    return ops.norm(v, pow, [a for a in range(len(v._shape)) if a != d], keepdim=True)
+
+
+class WeightNorm:
+    """The forward pre-hook: sets module.<name> from <name>_g and <name>_v."""
+
+    def __init__(self, name, dim):
+        self.name, self.dim = name, -1 if dim is None else dim
+
+    def compute_weight(self, module):
+        g, v = getattr(module, self.name + "_g"), getattr(module, self.name + "_v")
+        return v * (g / norm_except_dim(v, 2, self.dim))
+
+    @staticmethod
+    def apply(module, name, dim):
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm) and hook.name == name:
+                raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
+        fn = WeightNorm(name, dim)
+        weight = module._parameters.get(name)
+        if weight is None:
+            raise ValueError(f"{type(module).__name__} has no parameter {name!r} to normalize")
+        del module._parameters[name]
+        module.register_parameter(name + "_g", Parameter(norm_except_dim(weight, 2, fn.dim).numpy()))
+        module.register_parameter(name + "_v", Parameter(weight.numpy()))
+        setattr(module, name, fn.compute_weight(module))
+        fn.handle = module.register_forward_pre_hook(fn)
+        return fn
+
+    def remove(self, module):
+        weight = self.compute_weight(module).numpy()
+        self.handle.remove()
+        del module._parameters[self.name + "_g"]
+        del module._parameters[self.name + "_v"]
+        module.__dict__.pop(self.name, None)
+        module.register_parameter(self.name, Parameter(weight))
+
+    def __call__(self, module, inputs):
+        setattr(module, self.name, self.compute_weight(module))
+
+
+def weight_norm(module, name="weight", dim=0):
+    """Reparameterize module.<name> as g * v / ||v|| (norm over all dims but `dim`; dim=None: the
+    whole tensor), with parameters <name>_g and <name>_v. Returns the module."""
+    WeightNorm.apply(module, name, dim)
+    return module
+
+
+def remove_weight_norm(module, name="weight"):
+    """Fold the reparameterization back into one parameter <name>. Returns the module."""
+    for hook in list(module._forward_pre_hooks.values()):
+        if isinstance(hook, WeightNorm) and hook.name == name:
+            hook.remove(module)
+            return module
+    raise ValueError(f"weight_norm of '{name}' not found in {type(module).__name__}")
