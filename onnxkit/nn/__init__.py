@@ -1,6 +1,6 @@
 """Neural-network layers with torch.nn's names, arguments, defaults and parameter layouts."""
 from .module import Module, ShapeError  # noqa: F401
-from .parameter import Parameter  # noqa: F401
+from .parameter import Parameter, Buffer  # noqa: F401
 from .container import Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict  # noqa: F401
 from . import init  # noqa: F401
 from .linear import *  # noqa: F401,F403

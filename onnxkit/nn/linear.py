@@ -129,12 +129,7 @@ class Bilinear(Module):
                                                    for a, b in zip(x1._shape[:-1], x2._shape[:-1])):
             raise ShapeError(f"input1 and input2 must have the same batch dims, got shapes {_fmt(x1._shape)} "
                              f"and {_fmt(x2._shape)}")
-        lead = x1.shape[:-1]
-        if len(lead) != 1:  # one batch dim: an explicit Einsum equation (its gradient rule needs no '...')
-            x1, x2 = ops.reshape(x1, -1, self.in1_features), ops.reshape(x2, -1, self.in2_features)
-        y = ops.einsum("bi,oij,bj->bo", x1, self.weight, x2)
-        y = y + self.bias if self.bias is not None else y
-        return ops.reshape(y, *lead, self.out_features) if len(lead) != 1 else y
+        return ops.bilinear(x1, x2, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "

@@ -15,6 +15,13 @@ def linear(x, weight, bias=None):
 
 
 def bilinear(x1, x2, weight, bias=None):
-    """y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o]."""
-    y = einsum("...i,oij,...j->...o", as_tensor(x1), as_tensor(weight), as_tensor(x2))
-    return add(y, bias) if bias is not None else y
+    """y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o]: one Einsum over a single
+    flattened batch dim (an explicit equation, so its gradient needs no '...')."""
+    from .shape import reshape
+    x1, x2, weight = as_tensor(x1), as_tensor(x2), as_tensor(weight)
+    lead = x1.shape[:-1]
+    if len(lead) != 1:
+        x1, x2 = reshape(x1, -1, x1.shape[-1]), reshape(x2, -1, x2.shape[-1])
+    y = einsum("bi,oij,bj->bo", x1, weight, x2)
+    y = add(y, bias) if bias is not None else y
+    return reshape(y, *lead, weight.shape[0]) if len(lead) != 1 else y
