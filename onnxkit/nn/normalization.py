@@ -153,11 +153,8 @@ class LayerNorm(Module):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         dt = _float(dtype)
-        self.weight = Parameter(np.ones(shape, dt)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(shape, dt)) if elementwise_affine and bias else None
-        for name in ("weight", "bias"):
-            if getattr(self, name) is None:
-                self.register_parameter(name, None)
+        self.register_parameter("weight", Parameter(np.ones(shape, dt)) if elementwise_affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(shape, dt)) if elementwise_affine and bias else None)
 
     def forward(self, input):
         x = ops.as_tensor(input)

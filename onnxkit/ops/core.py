@@ -111,7 +111,12 @@ exp, log, sqrt, sigmoid, tanh, erf = (_unary(o) for o in ("Exp", "Log", "Sqrt", 
 sin, cos, tan, atan, asin, acos = (_unary(o) for o in ("Sin", "Cos", "Tan", "Atan", "Asin", "Acos"))
 sinh, cosh, asinh, acosh, atanh = (_unary(o) for o in ("Sinh", "Cosh", "Asinh", "Acosh", "Atanh"))
 reciprocal = _unary("Reciprocal")
-neg, abs_, sign, relu = (_unary(o, False) for o in ("Neg", "Abs", "Sign", "Relu"))
+neg, abs_, sign = (_unary(o, False) for o in ("Neg", "Abs", "Sign"))
+
+
+def relu(x, inplace=False):
+    """max(x, 0): one Relu node (`inplace` accepted for torch compatibility; graphs are pure)."""
+    return apply("Relu", [as_tensor(x)])
 floor, ceil, round_ = (_unary(o, False) for o in ("Floor", "Ceil", "Round"))
 isnan, isinf = _unary("IsNaN"), _unary("IsInf")
 
