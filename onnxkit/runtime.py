@@ -218,7 +218,15 @@ def _compile(outputs, nodes, leaves):
     try:
         sess = make_inference_session(model, default_device)
     except Exception as e:
-        raise RuntimeError(f"onnxruntime rejected the graph: {e}") from None
+        if "NOT_IMPLEMENTED" not in str(e):
+            raise RuntimeError(f"onnxruntime rejected the graph: {e}") from None
+        # onnxruntime's CPU provider lacks some kernels (float64 Relu, Conv, Erf, ...): evaluate
+        # this graph with the ONNX reference evaluator instead, slowly but correctly.
+        import warnings
+        from onnx.reference import ReferenceEvaluator
+        warnings.warn(f"onnxruntime has no kernel for part of this graph ({str(e).split(':')[-1].strip()}); "
+                      "evaluating it with onnx.reference.ReferenceEvaluator (slow)", RuntimeWarning, stacklevel=4)
+        sess = ReferenceEvaluator(model)
     return sess, [fed[id(t)] for t in leaves if id(t) in fed]
 
 

@@ -127,7 +127,7 @@ GRADCHECKS = [
 @pytest.mark.parametrize("name,fn,shapes", GRADCHECKS, ids=[g[0] for g in GRADCHECKS])
 def test_gradcheck_float64(name, fn, shapes):
     rng = np.random.default_rng(0)
-    gradcheck(fn, [rng.standard_normal(s) for s in shapes], atol=1e-6, rtol=1e-5)
+    gradcheck(fn, [rng.standard_normal(s) for s in shapes], eps=1e-5, atol=1e-6, rtol=1e-5)
 
 
 # ----- build-time errors -------------------------------------------------------------------
