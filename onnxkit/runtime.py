@@ -264,7 +264,8 @@ def evaluate(targets):
         stats["hit"] += 1
         _compiled.move_to_end(key)
     sess, fed_names = entry
-    feeds = dict(zip(fed_names, (t._value for t in leaves if t.kind != "const")))
+    feeds = dict(zip(fed_names, (t._value if t._value.flags.c_contiguous else np.ascontiguousarray(t._value)
+                                 for t in leaves if t.kind != "const")))
     stats["run"] += 1
     values = sess.run(None, feeds)
     for t, v in zip(targets, values):

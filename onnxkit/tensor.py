@@ -225,7 +225,8 @@ class Tensor:
     def zero_(self):
         from .runtime import flush_pending
         flush_pending()
-        self._become_value(np.zeros([int(d) for d in self._shape], self.dtype))
+        # a broadcast view: no allocation; the next backward replaces a zero grad without reading it
+        self._become_value(np.broadcast_to(np.zeros((), self.dtype), [int(d) for d in self._shape]))
         self._zero = True
         return self
 

@@ -79,19 +79,21 @@ class Trainer:
 
     def build(self, *inputs_and_target):
         """Build the training and eval graphs from an example batch (arrays or ok.Inputs)."""
-        *xs, y = inputs_and_target
-        self._ensure([np.asarray(a) if not isinstance(a, Tensor) else a for a in xs], y, force=True)
+        *xs, y = [a if isinstance(a, Tensor) else np.asarray(a) for a in inputs_and_target]
+        self._ensure(xs, y, force=True)
         return self._graph
 
-    def _signature(self, xs, y):
-        return (tuple((tuple(np.shape(a)[1:]), np.asarray(a).dtype.str) for a in list(xs) + [y]),
-                self.optimizer.signature(), self.model.training)
+    def _signature(self, xs, y, values=None):
+        return (tuple((a.shape[1:], a.dtype.str) for a in list(xs) + [y]), self.optimizer.signature(values),
+                self.model.training)
 
-    def _ensure(self, xs, y, force=False):
+    def _ensure(self, xs, y, force=False, values=None):
+        """(Re)build the graphs when the batch's trailing shapes or dtypes, the optimizer's structure
+        (options, zero hyperparameters) or the train/eval mode differ from the built ones."""
         if isinstance(y, Tensor) or any(isinstance(a, Tensor) for a in xs):
             sig = None
         else:
-            sig = self._signature(xs, y)
+            sig = self._signature(xs, y, values)
             if sig == self._sig and not force:
                 return
         if self._graph is not None:
@@ -200,12 +202,13 @@ class Trainer:
         if len(inputs_and_target) < 2:
             raise TypeError("step(*inputs, target) needs at least one input and the target")
         *xs, y = [a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in inputs_and_target]
-        self._ensure(xs, y)
+        values = [self.optimizer.hyper_values(group) for group in self.optimizer.param_groups]
+        self._ensure(xs, y, values=values)
         self._refresh()
         g = self._graph
         step = self.step_count + 1
         for arr, gi, key in self._hp_index:
-            arr[...] = self.optimizer.hyper_values(self.optimizer.param_groups[gi])[key]
+            arr[...] = values[gi][key]
         self._scalars["step"][...] = step
         self._scalars["seed"][...] = self.seed
         b = self._bindings[self._cur]
@@ -334,7 +337,7 @@ class Trainer:
                 self.history.setdefault(k, []).append(v)
             if verbose:
                 line = " - ".join(f"{k} {v:.4f}" for k, v in record.items())
-                sys.stderr.write(f"\repoch {self.epoch}: {line} ({time.perf_counter() - t0:.1f} s)\x1b[K\n")
+                sys.stderr.write(f"\repoch {self.epoch}: {line} ({time.perf_counter() - t0:.1f} s)".ljust(60) + "\n")
         self.sync()
         return history
 

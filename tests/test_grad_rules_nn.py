@@ -61,7 +61,7 @@ def check_torch(case):
         np.testing.assert_allclose(g, t.numpy(), rtol=case.rtol, atol=case.atol, err_msg=f"gradient of input {i}")
 
 
-def c64(v, like):
+def like_const(v, like):
     """A constant in the dtype of `like` (the cases run in float32 and float64)."""
     return const(v, like.dtype)
 
@@ -149,6 +149,10 @@ POOL = [
     Case("maxpool2d-2out-storage-order1",
          node("MaxPool", n_out=2, kernel_shape=[2, 2], strides=[2, 2], storage_order=1), [(2, 2, 4, 6)],
          lambda x: F.max_pool2d(x, 2, 2), distinct=True),
+    Case("maxpool2d-same-upper", node("MaxPool", kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+         [(1, 2, 5, 6)], lambda x: F.max_pool2d(F.pad(x, [0, 1, 1, 1], value=-np.inf), 3, 2), distinct=True),
+    Case("avgpool2d-same-lower", node("AveragePool", kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
+         [(1, 2, 5, 6)]),
     avg_case("avgpool2d-k2s2", 2, 2, 0),
     avg_case("avgpool2d-k3s2p1-excl", 3, 2, 1),
     avg_case("avgpool2d-k3s2p1-incl", 3, 2, 1, cip=1),
@@ -220,7 +224,8 @@ NORM = [
          lambda x, s, b: (x.var((1, 2), unbiased=False, keepdim=True) + 1e-5).rsqrt(), wrt=[0]),
     Case("groupnorm-2groups", node("GroupNormalization", same_shape=True, num_groups=2, epsilon=1e-3, stash_type=11),
          [(2, 4, 3, 3), (4,), (4,)], lambda x, s, b: F.group_norm(x, 2, s, b, eps=1e-3)),
-    Case("groupnorm-1d-3groups", node("GroupNormalization", same_shape=True, num_groups=3, stash_type=11), [(2, 6, 4), (6,), (6,)],
+    Case("groupnorm-1d-3groups", node("GroupNormalization", same_shape=True, num_groups=3, stash_type=11),
+         [(2, 6, 4), (6,), (6,)],
          lambda x, s, b: F.group_norm(x, 3, s, b)),
     # onnx.reference's LRN loops over the batch instead of the channels: N == C keeps it right
     Case("lrn-size3", node("LRN", size=3, alpha=0.1, beta=0.75, bias=1.5), [(5, 5, 2, 2)],
@@ -267,7 +272,7 @@ def max_unpool_torch(v, idx):
 
 def pad(mode, pads, axes=None, value=None):
     def build(x, *rest):
-        v = rest[0] if rest else (c64(value, x) if value is not None else None)
+        v = rest[0] if rest else (like_const(value, x) if value is not None else None)
         ax = const(axes, np.int64) if axes is not None else None
         return apply("Pad", [x, const(pads, np.int64), v, ax], {"mode": mode})
     return build
@@ -289,6 +294,12 @@ OTHER = [
                                         nearest_mode="floor"), [(2, 2, 3, 4)],
          lambda x: F.interpolate(x, size=(5, 7), mode="nearest")),
     Case("resize-nearest-half-pixel-round", resize("nearest", [1, 1, 1.5, 0.5]), [(1, 2, 4, 6)]),
+    Case("resize-nearest-ceil-pytorch-half-pixel",
+         resize("nearest", [1, 1, 1.75, 0.6], nearest_mode="ceil", coordinate_transformation_mode="pytorch_half_pixel"),
+         [(1, 2, 4, 5)]),
+    Case("resize-nearest-prefer-ceil-symmetric",
+         resize("nearest", [1, 1, 2.5, 1.4], nearest_mode="round_prefer_ceil",
+                coordinate_transformation_mode="half_pixel_symmetric"), [(1, 1, 3, 5)]),
     Case("resize-linear-half-pixel", resize("linear", [1, 1, 2, 1.5]), [(2, 2, 3, 4)],
          lambda x: F.interpolate(x, scale_factor=(2, 1.5), mode="bilinear", align_corners=False)),
     Case("resize-linear-down", resize("linear", sizes=[2, 2, 3, 2]), [(2, 2, 6, 5)],
@@ -297,6 +308,8 @@ OTHER = [
          [(1, 2, 3, 4)], lambda x: F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=True)),
     Case("resize-linear-1d-axes", resize("linear", [2.5], axes=[2]), [(2, 3, 4)],
          lambda x: F.interpolate(x, scale_factor=2.5, mode="linear")),
+    Case("resize-linear-keep-aspect", resize("linear", sizes=[7, 7], axes=[2, 3], keep_aspect_ratio_policy="not_larger"),
+         [(1, 2, 4, 6)]),
     Case("resize-linear-3d", resize("linear", [1, 1, 2, 1, 2]), [(1, 2, 2, 3, 2)],
          lambda x: F.interpolate(x, scale_factor=(2, 1, 2), mode="trilinear")),
     # antialias: onnxruntime agrees with onnx.reference, torch's antialiasing filter differs
@@ -308,7 +321,7 @@ OTHER = [
          [(1, 1, 4, 4)], lambda x: F.interpolate(x, size=(5, 3), mode="bicubic", align_corners=True)),
     Case("resize-cubic-exclude-outside", resize("cubic", [1, 1, 1.5, 2], cubic_coeff_a=-0.5, exclude_outside=1),
          [(1, 2, 4, 3)]),
-    Case("resize-tf-crop", lambda x: apply("Resize", [x, c64([0, 0, 0.2, -0.1, 1, 1, 0.9, 1.2], x), None,
+    Case("resize-tf-crop", lambda x: apply("Resize", [x, like_const([0, 0, 0.2, -0.1, 1, 1, 0.9, 1.2], x), None,
                                                       const([1, 2, 4, 5], np.int64)],
                                            {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize",
                                             "extrapolation_value": 3.0}), [(1, 2, 3, 4)]),
@@ -340,7 +353,6 @@ OTHER = [
 ]
 
 CASES = CONV + POOL + NORM + OTHER
-ids = [c.name for c in CASES]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.torch_fn is not None],
@@ -386,11 +398,12 @@ def test_hessian_vector_product_against_torch(name, build, shapes, torch_fn):
     vs = [rng.standard_normal(arrays[i].shape).astype(np.float32) for i in wrt]
 
     leaves = [ok.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
-    gs = ok.grad((build(*leaves) * ok.tensor(w)).sum(), [leaves[i] for i in wrt], create_graph=True)
+    proj = (build(*leaves) * ok.tensor(w)).sum()
+    gs = ok.grad(proj, [leaves[i] for i in wrt], create_graph=True)
     dot = sum((g * ok.tensor(v)).sum() for g, v in zip(gs, vs))
     hv = ok.grad(dot, [leaves[i] for i in wrt], allow_unused=True)
     used = [(i, h) for i, h in zip(wrt, hv) if h is not None]
-    got = compile_fn([dot] + [h for _, h in used], leaves, runtime="ort")(arrays)[1:]
+    got = compile_fn([proj] + [h for _, h in used], leaves, runtime="ort")(arrays)[1:]
 
     tx = [torch.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
     tg = torch.autograd.grad((torch_fn(*tx) * torch.tensor(w)).sum(), [tx[i] for i in wrt], create_graph=True)
@@ -464,22 +477,25 @@ def test_symbolic_batch_norm_conv_pool():
     from onnxkit.emit import build_model
     rng = np.random.default_rng(8)
     wv, sv = rng.standard_normal((4, 2, 3, 3)).astype(np.float32), rng.standard_normal(2).astype(np.float32)
+    stats = [np.zeros(2, np.float32), np.zeros(2, np.float32), np.ones(2, np.float32)]
     x = ok.Input("x", ("N", 2, 9, 9))
     w, scale = ok.tensor(wv, requires_grad=True), ok.tensor(sv, requires_grad=True)
-    zeros, ones = const(np.zeros(2), np.float32), const(np.ones(2), np.float32)
-    y = apply("BatchNormalization", [x, scale, zeros, zeros, ones], {"training_mode": 1}, n_out=3)[0]
+    bias, mean, var = (ok.tensor(a) for a in stats)
+    y = apply("BatchNormalization", [x, scale, bias, mean, var], {"training_mode": 1}, n_out=3)[0]
     y = apply("Conv", [y, w], {"strides": [2, 2], "pads": [1, 1, 1, 1]})
     y = apply("MaxPool", [y], {"kernel_shape": [2, 2], "strides": [1, 1]})
     y = apply("AveragePool", [y], {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1})
     grads = ok.grad((y * y * y).sum(), [w, scale])
-    model, _ = build_model(list(grads), fed={})
+    # the BatchNormalization parameters are fed: with all of them initializers, onnxruntime 1.31's
+    # ORT_ENABLE_ALL optimizations compute training-mode BatchNormalization wrongly
+    model, _ = build_model(list(grads), fed={id(t): k for t, k in zip((scale, bias, mean, var), "sbmv")})
     sess = ok.Session(model, device="cpu")
     for n in (2, 3):
         xv = rng.standard_normal((n, 2, 9, 9)).astype(np.float32)
-        got = list(sess.run({"x": xv}).values())
+        got = list(sess.run({"x": xv, "s": sv, "b": stats[0], "m": stats[1], "v": stats[2]}).values())
         tw, ts = (torch.tensor(a, requires_grad=True) for a in (wv, sv))
         ty = F.conv2d(F.batch_norm(torch.tensor(xv), None, None, ts, None, True), tw, None, 2, 1)
         ty = F.avg_pool2d(F.max_pool2d(ty, 2, 1), 2, 2, ceil_mode=True)
         want = torch.autograd.grad((ty ** 3).sum(), [tw, ts])
         for a, b in zip(got, want):
-            np.testing.assert_allclose(a, b.numpy(), rtol=1e-3, atol=1e-4)
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-3, atol=1e-3)

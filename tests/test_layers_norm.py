@@ -98,6 +98,16 @@ def test_eval_mode_leaves_running_stats():
     assert bn.num_batches_tracked.numpy() == 0 and np.all(bn.running_var.numpy() == 1)
 
 
+def test_train_mode_export_does_not_touch_running_stats():
+    """A traced (export) call's update is never applied, and a later call does not continue from it."""
+    bn = nn.BatchNorm1d(3)
+    ok.export(bn, [ok.Input("x", ("N", 3))], training=True)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    bn.train()(ok.tensor(x)).numpy()
+    assert bn.num_batches_tracked.numpy() == 1
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * x.mean(0), rtol=1e-5, atol=1e-7)
+
+
 def test_state_dict_keys_and_export_names():
     assert list(nn.BatchNorm2d(3).state_dict()) == list(torch.nn.BatchNorm2d(3).state_dict())
     assert list(nn.InstanceNorm1d(3, track_running_stats=True).state_dict()) == \

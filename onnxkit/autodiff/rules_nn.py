@@ -192,12 +192,21 @@ def _conv_input_grad(gy, w, x_sp, strides, dilations, pb, pe, group, node):
         wt = ops.reshape(ops.permute(ops.reshape(w, group, m // group, cg, *kernel), 0, 2, 1, *range(3, 3 + nsp)),
                          group * cg, m // group, *kernel)
     wt = ops.flip(wt, list(range(2, 2 + nsp)))
-    return apply("Conv", [z, wt], {"dilations": dilations, "pads": [max(b, 0) for b in begins] + [max(e, 0) for e in ends],
-                                   "group": group if group != 1 else None})
+    pads = [max(b, 0) for b in begins] + [max(e, 0) for e in ends]
+    return apply("Conv", [z, wt], {"dilations": dilations, "pads": pads, "group": group if group != 1 else None})
 
 
 def _bias_grad(g):
     return ops.sum(g, [0] + list(range(2, len(g._shape))))
+
+
+def _checked(grad, like, node, what):
+    """The gradient, after checking at build time that its static dims match the input's."""
+    if grad is not None and grad._shape is not None and like._shape is not None and any(
+            isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(grad._shape, like._shape)):
+        raise RuntimeError(f"{node.op_type} gradient rule built a {what} gradient of shape {grad._shape} "
+                           f"for an input of shape {like._shape}")
+    return grad
 
 
 @register("Conv")
@@ -210,7 +219,7 @@ def _conv(node, g):
     gx = _conv_input_grad(g[0], w, x._shape[2:], strides, dilations, pb, pe, group, node) if _needs(node, 0) else None
     gw = _conv_weight_grad(x, g[0], kernel, strides, dilations, pb, pe, group) if _needs(node, 1) else None
     gb = _bias_grad(g[0]) if _needs(node, 2) else None
-    return [gx, gw, gb]
+    return [_checked(gx, x, node, "input"), _checked(gw, w, node, "weight"), gb]
 
 
 @register("ConvTranspose")
@@ -234,7 +243,8 @@ def _conv_transpose(node, g):
             gx = _slice(gx, list(range(2, 2 + n)), [0] * n, list(x._shape[2:]))
     if _needs(node, 1):
         gw = _conv_weight_grad(g[0], x, kernel, strides, dilations, pads[:n], pads[n:], group)
-    return [gx, gw, _bias_grad(g[0]) if _needs(node, 2) else None]
+    gb = _bias_grad(g[0]) if _needs(node, 2) else None
+    return [_checked(gx, x, node, "input"), _checked(gw, w, node, "weight"), gb]
 
 
 # ----- pooling -------------------------------------------------------------------------------
@@ -246,7 +256,8 @@ def _pool_geometry(node):
     in_sp = _static(x._shape[2:], "input spatial sizes", node)
     out_sp = _static(y._shape[2:], "output spatial sizes", node)
     strides, dilations, pb, _ = _geometry(node, in_sp, kernel)
-    pe = [(o - 1) * s + d * (k - 1) + 1 - h - b for o, s, d, k, h, b in zip(out_sp, strides, dilations, kernel, in_sp, pb)]
+    pe = [(o - 1) * s + d * (k - 1) + 1 - h - b
+          for o, s, d, k, h, b in zip(out_sp, strides, dilations, kernel, in_sp, pb)]
     extra = [max(-e, 0) for e in pe]
     return kernel, strides, dilations, pb, [max(e, 0) for e in pe], extra
 
@@ -255,7 +266,6 @@ def _window_sum_t(g, x, geo):
     """Transpose of the sliding-window sum (every window adds its gradient to its inputs):
     ConvTranspose with a ones kernel, channels folded into the batch."""
     kernel, strides, dilations, pb, pe, extra = geo
-    n = len(kernel)
     gf = ops.reshape(g, -1, 1, *g.shape[2:])
     ones = _filled([1, 1] + kernel, 1.0, g.dtype)
     gx = apply("ConvTranspose", [gf, ones], {"strides": strides, "dilations": dilations, "pads": pb + pe,
@@ -497,7 +507,8 @@ def _einsum_terms(node):
     terms = lhs.split(",")
     for t in terms + [out]:
         if len(set(t)) != len(t):
-            raise NotImplementedError(f"Einsum gradient: repeated index in {t!r} of {eq!r} (diagonals) is not supported")
+            raise NotImplementedError(f"Einsum gradient: repeated index in {t!r} of {eq!r} (a diagonal) "
+                                      "is not supported")
     return terms, out
 
 
@@ -527,7 +538,7 @@ def _resize_source(mode, y, scale, n_in, m_out, roi):
     length = scale * n_in
     table = {
         "half_pixel": lambda: (y + 0.5) / scale - 0.5,
-        "pytorch_half_pixel": lambda: (y + 0.5) / scale - 0.5 if length > 1 else np.full_like(y, -0.5),
+        "pytorch_half_pixel": lambda: (y + 0.5) / scale - 0.5 if length != 1 else np.full_like(y, -0.5),
         "half_pixel_symmetric": lambda: n_in / 2 * (1 - m_out / length) + (y + 0.5) / scale - 0.5,
         "align_corners": lambda: y * (n_in - 1) / (length - 1) if length != 1 else np.zeros_like(y),
         "asymmetric": lambda: y / scale,

@@ -1,6 +1,6 @@
 """Dropout layers (torch/nn/modules/dropout.py): identity in eval mode, a fresh mask per call in training."""
 from .. import ops
-from .module import Module
+from .module import Module, ShapeError
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"]
 
@@ -15,7 +15,10 @@ class _DropoutNd(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, input):
-        return self._fn(input, self.p, self.training, self.inplace)
+        try:
+            return self._fn(input, self.p, self.training, self.inplace)
+        except ValueError as e:  # wrong rank for the feature variants
+            raise ShapeError(str(e)) from None
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"

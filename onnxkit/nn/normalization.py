@@ -83,8 +83,11 @@ class _BatchNorm(_NormBase):
                     momentum = ops.reciprocal(ops.cast(count, x.dtype))
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        out = ops.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
-                             self.weight, self.bias, use_batch_stats, momentum, self.eps)
+        try:
+            out = ops.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                                 self.weight, self.bias, use_batch_stats, momentum, self.eps)
+        except ValueError as e:  # one value per channel in training: name the layer
+            raise ShapeError(str(e)) from None
         if update:
             add_buffer_updates(out, [(self.num_batches_tracked, count)])
         return out
@@ -124,9 +127,12 @@ class _InstanceNorm(_NormBase):
         unbatched = len(x._shape) == self._unbatched_rank
         if unbatched:
             x = ops.unsqueeze(x, 0)
-        out = ops.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                self.training or not self.track_running_stats,
-                                self.momentum if self.momentum is not None else 0.0, self.eps)
+        try:
+            out = ops.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                    self.training or not self.track_running_stats,
+                                    self.momentum if self.momentum is not None else 0.0, self.eps)
+        except ValueError as e:
+            raise ShapeError(str(e)) from None
         return ops.squeeze(out, 0) if unbatched else out
 
 
@@ -158,12 +164,11 @@ class LayerNorm(Module):
 
     def forward(self, input):
         x = ops.as_tensor(input)
-        k = len(self.normalized_shape)
-        trailing = tuple(x._shape[len(x._shape) - k:]) if len(x._shape) >= k else None
-        if trailing != self.normalized_shape and all(isinstance(d, int) for d in trailing or ()):
+        try:
+            return ops.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        except ValueError:
             raise ShapeError(f"expected input with trailing shape {self.normalized_shape} (normalized_shape), "
-                             f"got shape {tuple(x._shape)}")
-        return ops.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+                             f"got shape {tuple(x._shape)}") from None
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

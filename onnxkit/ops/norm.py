@@ -6,9 +6,10 @@ import weakref
 
 import numpy as np
 
-from .. import dtypes
+from ..emit import topo
 from ..tensor import apply, const, no_grad
 from .core import as_tensor, cast, add, sub, mul, div, sqrt, pow_, square
+from .linalg import matmul
 from .reduce import mean, norm  # norm: re-exported so `from .norm import *` rebinds onnxkit.ops.norm to the
 #                                 function (importing this submodule sets that attribute to the module)
 from .shape import reshape, permute, squeeze
@@ -23,12 +24,13 @@ def buffer_value(buf):
     the first is evaluated continues from the first's update, which it then supersedes."""
     buf_ref, out_ref = _latest_update.get(id(buf), (lambda: None, None))
     out = out_ref() if buf_ref() is buf else None
-    if out is not None and out.node.effects:
-        mine = [v for b, v in out.node.effects if b is buf]
-        if mine:
-            out.node.effects = [e for e in out.node.effects if e[0] is not buf]
-            return mine[-1]
-    return buf
+    if out is None or not out.node.effects:
+        return buf
+    mine = [v for b, v in out.node.effects if b is buf]
+    if not mine or any(t.kind == "input" for t in topo([out], cut_evaluated=True)[1]):
+        return buf  # an update in a traced graph (symbolic inputs: export, Trainer) is never applied here
+    out.node.effects = [e for e in out.node.effects if e[0] is not buf]
+    return mine[-1]
 
 
 def add_buffer_updates(out, updates):
@@ -146,7 +148,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     x = as_tensor(input)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)
-    if tuple(x._shape[len(x._shape) - k:]) != normalized_shape or len(x._shape) < k:
+    trailing = x._shape[len(x._shape) - k:] if len(x._shape) >= k else None
+    if trailing is None or any(isinstance(d, int) and d != n for d, n in zip(trailing, normalized_shape)):
         raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, got {tuple(x._shape)}")
     y, _, _ = normalize_over(x, list(range(len(x._shape) - k, len(x._shape))), eps)
     return _affine(y, weight, bias, lambda v: cast(as_tensor(v), x.dtype))
@@ -179,7 +182,6 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     c = np.arange(C)
     band = ((c[None, :] >= c[:, None] - size // 2) & (c[None, :] <= c[:, None] + (size - 1) // 2)).astype(x.dtype)
     to_last = [0] + list(range(2, r)) + [1]
-    from .linalg import matmul
     window = matmul(permute(square(x), to_last), const(band.T * (alpha / size), x.dtype))
     back = [0, r - 1] + list(range(1, r - 1))
     return div(x, pow_(add(permute(window, back), float(k)), float(beta)))

@@ -7,7 +7,7 @@ from onnx import numpy_helper
 
 from ..tensor import apply, const, no_grad
 from .autodiff_helpers import stop
-from .core import as_tensor, cast, add, sub, mul, div, eq, ne, gt, lt, where, maximum, logical_and
+from .core import as_tensor, cast, add, sub, mul, div, eq, ne, gt, lt, where, maximum, logical_and, ones_of
 from .norm import add_buffer_updates, buffer_value
 from .reduce import sum as _sum, amax, norm
 from .shape import index_select, reshape, unsqueeze, shape_tensor, getitem
@@ -48,7 +48,7 @@ def _renormed(weight, idx, rows, max_norm, norm_type):
         base = buffer_value(weight)
         wn = norm(base, norm_type, -1, keepdim=True)
         flat = reshape(idx, -1)
-        hits = apply("ScatterElements", [_filled([base.shape[0]], 0.0, base.dtype), flat, cast(ne(flat, -1), base.dtype)],
+        hits = apply("ScatterElements", [_filled([base.shape[0]], 0.0, base.dtype), flat, ones_of(flat, base.dtype)],
                      {"axis": 0, "reduction": "add"}, types=[(base.dtype, (base._shape[0],))])
         shrink = logical_and(gt(unsqueeze(hits, 1), 0.0), gt(wn, max_norm))
         new_weight = where(shrink, mul(base, div(float(max_norm), add(wn, _RENORM_EPS))), base)
@@ -59,7 +59,7 @@ def _renormed(weight, idx, rows, max_norm, norm_type):
 def _freq_scale(all_idx, idx, num_embeddings, dtype):
     """1 / (count of each looked-up index among all_idx): torch's scale_grad_by_freq."""
     flat = reshape(cast(all_idx, np.int64), -1)
-    counts = apply("ScatterElements", [_filled([num_embeddings], 0.0, dtype), flat, cast(ne(flat, -1), dtype)],
+    counts = apply("ScatterElements", [_filled([num_embeddings], 0.0, dtype), flat, ones_of(flat, dtype)],
                    {"axis": 0, "reduction": "add"}, types=[(np.dtype(dtype), (num_embeddings,))])
     return div(1.0, unsqueeze(index_select(counts, 0, idx), -1))
 
@@ -179,6 +179,7 @@ def _bag_segments(rows, valid, mode, offsets, include_last_offset):
             masked = rows if mask is None else where(mask, rows, float("-inf"))
             best = per_bag(masked, "max", float("-inf"))
             hit = eq(masked, apply("GatherND", [best, index], types=[(rows.dtype, rows._shape)]))
+            hit = hit if mask is None else logical_and(hit, mask)  # an all-padding bag's -inf "maximum"
         return div(per_bag(where(hit, rows, 0.0)), maximum(per_bag(cast(hit, rows.dtype)), 1.0))
     total = per_bag(rows if mask is None else where(mask, rows, 0.0))
     if mode == "sum":
@@ -193,7 +194,7 @@ def _segment_ids(starts, n):
     """Bag id of every position: a running count (CumSum) of the bag starts after the first."""
     later = getitem(starts, slice(1, None))
     size = n + 1
-    marks = apply("ScatterElements", [_filled([size], 0, np.int64), later, cast(ne(later, -1), np.int64)],
+    marks = apply("ScatterElements", [_filled([size], 0, np.int64), later, ones_of(later, np.int64)],
                   {"axis": 0, "reduction": "add"}, types=[(np.dtype(np.int64), (_key(size),))])
     seg = apply("CumSum", [marks, const(0, np.int64)], types=[(np.dtype(np.int64), marks._shape)])
     return getitem(seg, slice(None, -1))

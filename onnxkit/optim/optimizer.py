@@ -119,17 +119,19 @@ class Optimizer:
         for name in self.hyperparameters:
             key, i = _SPLIT.get(name, (name, None))
             v = group[key] if i is None else group[key][i]
-            out[name] = v if type(v) is float else float(_to_numpy(v))
+            out[name] = float(v) if type(v) in (float, int) else float(_to_numpy(v))
         return out
 
-    def structure(self, group):
+    def structure(self, group, values=None):
         """What changes the graph: the flags and which hyperparameters are zero."""
-        h = self.hyper_values(group)
+        h = self.hyper_values(group) if values is None else values
         return (tuple(bool(group.get(f, False)) for f in self.flags),
                 tuple(n for n in self.hyperparameters if h[n] == 0), len(group["params"]))
 
-    def signature(self):
-        return tuple(self.structure(g) for g in self.param_groups)
+    def signature(self, values=None):
+        """The structure of every group (`values`: their hyper_values, when already read)."""
+        values = values or [None] * len(self.param_groups)
+        return tuple(self.structure(g, v) for g, v in zip(self.param_groups, values))
 
     def ensure_state(self, p, group):
         """The state dict of p, with the slots of its group's options created (zeros unless the

@@ -13,7 +13,8 @@ def norm_except_dim(v, pow=2, dim=0):
     if dim == -1:
         return ops.norm(v, pow)
     d = dim % len(v._shape)
-    return ops.norm(v, pow, [a for a in range(len(v._shape)) if a != d], keepdim=True)
+    others = [a for a in range(len(v._shape)) if a != d]
+    return ops.norm(v, pow, others, keepdim=True) if others else ops.abs(v)  # 1-D: each element its own norm
 
 
 class WeightNorm:
