@@ -49,7 +49,7 @@ class TrainingModels:
     random: list     # (input name, shape with dim names, dtype, draw index)
     outputs: list    # eval model output names
     optimizer: object = None
-    signature: tuple = ()
+    _dim_positions: Optional[list] = None
 
     def hparam_values(self):
         values = [self.optimizer.hyper_values(g) for g in self.optimizer.param_groups]
@@ -62,13 +62,11 @@ class TrainingModels:
 
     def data_dims(self, arrays):
         """{dim name: size} read from the data and target arrays."""
-        model_inputs = {i.name: i for i in self.training_model.graph.input}
-        dims = {}
-        for name, arr in zip(self.data + [self.target], arrays):
-            for d, n in zip(model_inputs[name].type.tensor_type.shape.dim, np.shape(arr)):
-                if d.dim_param:
-                    dims[d.dim_param] = n
-        return dims
+        if self._dim_positions is None:
+            shapes = {i.name: i.type.tensor_type.shape.dim for i in self.training_model.graph.input}
+            self._dim_positions = [(k, a, d.dim_param) for k, name in enumerate(self.data + [self.target])
+                                   for a, d in enumerate(shapes[name]) if d.dim_param]
+        return {name: np.shape(arrays[k])[a] for k, a, name in self._dim_positions}
 
     def feeds(self, inputs, target, step=1, seed=0):
         """Every input of training_model for one step, from the current Module and optimizer values."""
@@ -115,10 +113,6 @@ def _dims_of(tensors):
     return {d for t in tensors for d in t._shape if isinstance(d, str)}
 
 
-def _is_frozen(name, frozen):
-    return any(fnmatch.fnmatchcase(name, pat) for pat in frozen)
-
-
 def _finish(model, declared):
     """Put the graph inputs in the documented order; declared inputs the graph does not read are
     still declared, so the interface does not depend on which options are zero."""
@@ -131,153 +125,139 @@ def _finish(model, declared):
     return model
 
 
-def _update_graph(optimizer, entries, step, clip_grad_norm, clip_grad_value, norm_type):
-    """Append clipping and the optimizer's rule. entries: [(key, p Tensor, g Tensor, Parameter)].
-    Returns (outputs [(name, Tensor)], state [(in, out, Parameter, slot)], hparams, declared inputs)."""
+def _emit(outs, fed, declared, name):
+    """A checked ModelProto computing the (name, Tensor) pairs, inputs in the documented order."""
+    model, _ = build_model([t for _, t in outs], output_names=[n for n, _ in outs], fed=fed or None,
+                           graph_name=name)
+    return _finish(model, declared)
+
+
+def _optimizer_updates(optimizer, entries, step, clip):
+    """Clip the gradients and append the optimizer's rule, per group. entries: [(key, p Tensor,
+    g Tensor, Parameter)]; clip: (max_norm, clip_value, norm_type). Returns the new parameters and
+    the new state as (output name, Tensor) lists, the state and hparam bindings, and the declared
+    state and hparam inputs."""
+    max_norm, clip_value, norm_type = clip
     with no_grad():
         grads = [g for _, _, g, _ in entries]
-        if clip_grad_value is not None:
-            grads = [clamp(g, -float(clip_grad_value), float(clip_grad_value)) for g in grads]
-        if clip_grad_norm is not None and grads:
-            grads = clip_by_total_norm(grads, float(clip_grad_norm), get_total_norm(grads, norm_type))
+        if clip_value is not None:
+            grads = [clamp(g, -float(clip_value), float(clip_value)) for g in grads]
+        if max_norm is not None and grads:
+            grads = clip_by_total_norm(grads, float(max_norm), get_total_norm(grads, norm_type))
         step_f = cast(step, np.float64)
-        outputs, state, hparams, declared_state, declared_h = [], [], [], [], []
+        new_params, new_state, state, hparams, declared_state, declared_h = [], [], [], [], [], []
         by_param = {id(p): (key, pt, g) for (key, pt, _, p), g in zip(entries, grads)}
         for gi, group in enumerate(optimizer.param_groups):
             h = {}
             for name in optimizer.hyper_values(group):
-                full = f"hparams/{gi}/{name}"
-                h[name] = Input(full, (), np.float64)
-                hparams.append((full, gi, name))
-                declared_h.append((full, np.float64, ()))
-            items, owners = [], []
-            for p in group["params"]:
-                if id(p) not in by_param:
-                    continue
+                h[name] = Input(f"hparams/{gi}/{name}", (), np.float64)
+                hparams.append((h[name].name, gi, name))
+                declared_h.append((h[name].name, np.float64, ()))
+            items, keys = [], []
+            for p in (q for q in group["params"] if id(q) in by_param):
                 key, pt, g = by_param[id(p)]
-                st = {}
-                for slot in optimizer.slots(group):
-                    name = f"state/{key}/{slot}"
-                    st[slot] = Input(name, p._shape, p.dtype)
-                    state.append((name, f"updated/{name}", p, slot))
-                    declared_state.append((name, p.dtype, p._shape))
+                st = {slot: Input(f"state/{key}/{slot}", p._shape, p.dtype) for slot in optimizer.slots(group)}
+                state += [(t.name, f"updated/{t.name}", p, slot) for slot, t in st.items()]
+                declared_state += [(t.name, p.dtype, p._shape) for t in st.values()]
                 items.append((pt, g, st))
-                owners.append(key)
-            for key, (new_p, new_state) in zip(owners, optimizer.build_updates(group, h, step_f, items)):
-                outputs.append((f"updated/params/{key}", new_p))
-                outputs += [(f"updated/state/{key}/{slot}", v) for slot, v in new_state.items()]
-    return outputs, state, hparams, declared_state + declared_h
+                keys.append(key)
+            for key, (new_p, new_st) in zip(keys, optimizer.build_updates(group, h, step_f, items)):
+                new_params.append((f"updated/params/{key}", new_p))
+                new_state += [(f"updated/state/{key}/{slot}", v) for slot, v in new_st.items()]
+    return new_params, new_state, state, hparams, declared_state + declared_h
+
+
+def _trace_loss(model, loss_fn, data, target, trainable, seed, step):
+    """Run the model and loss on the Inputs with gradients recorded for `trainable` only (the other
+    parameters' requires_grad is lowered meanwhile); random draws come from the graph RNG.
+    Returns (loss, gradients, buffer effects [(leaf, new Tensor)], fed random inputs)."""
+    ids = {id(p) for _, p in trainable}
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in saved:
+            p.requires_grad = id(p) in ids
+        with enable_grad(), _random.graph_rng(seed, step, _dims_of(data + [target])) as random_inputs:
+            loss = loss_fn(model(*data), target)
+        if not isinstance(loss, Tensor) or loss._shape != ():
+            raise ValueError(f"loss_fn must return a scalar Tensor, got {loss!r}")
+        grads = _grad(loss, [p for _, p in trainable], allow_unused=True) if trainable else ()
+    finally:
+        for p, rg in saved:
+            p.requires_grad = rg
+    effects = [e for n in topo([loss])[0] for e in (n.effects or ())]
+    return loss, grads, effects, list(random_inputs)
 
 
 def build_training_model(model, loss_fn, optimizer, inputs, target, *, frozen=(), clip_grad_norm=None,
                          clip_grad_value=None, norm_type=2.0, stages=False, batch_dim="N"):
-    """Trace `loss_fn(model(*inputs), target)` in train mode with the parameters as graph inputs,
-    differentiate it, append the optimizer's update and emit the step as one ModelProto (plus the
-    eval model, and with stages=True the gradient and update stages). `inputs` / `target` are
-    example batches or ok.Inputs; the batch dim becomes `batch_dim`. Parameters matching a `frozen`
-    fnmatch pattern, with requires_grad=False or outside the optimizer are inputs without updates."""
-    inputs = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
+    """Trace `loss_fn(model(*inputs), target)` with the parameters as graph inputs (in the model's
+    mode, as torch would run it), differentiate it, append the optimizer's update and emit the step
+    as one ModelProto, with the eval model and (stages=True) the gradient and update stages.
+    `inputs` / `target` are example batches or ok.Inputs; their first dim becomes `batch_dim`.
+    Parameters matching a `frozen` fnmatch pattern, with requires_grad=False or outside the
+    optimizer are inputs without updates."""
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     data = [_as_input(x, "input" if len(inputs) == 1 else f"input_{i}", batch_dim) for i, x in enumerate(inputs)]
-    target_in = _as_input(target, "target", batch_dim)
-    names = [t.name for t in data] + [target_in.name]
-    if len(set(names)) != len(names):
-        raise ValueError(f"input names must be unique, got {names}")
-    named_params = list(model.named_parameters())
-    named_buffers = [(k, b) for k, b in model.named_buffers()]
-    in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
-    model_ids = {id(p) for _, p in named_params}
-    stray = [i for i, g in enumerate(optimizer.param_groups) for p in g["params"] if id(p) not in model_ids]
+    target = _as_input(target, "target", batch_dim)
+    if len({t.name for t in data + [target]}) != len(data) + 1:
+        raise ValueError(f"input names must be unique, got {[t.name for t in data + [target]]}")
+    named_params, named_buffers = list(model.named_parameters()), list(model.named_buffers())
+    key_of = {id(t): k for k, t in named_params + named_buffers}
+    stray = sorted({i for i, g in enumerate(optimizer.param_groups) for p in g["params"] if id(p) not in key_of})
     if stray:
-        raise ValueError(f"the optimizer holds parameters that are not in the model (groups {sorted(set(stray))})")
-    trainable = [(k, p) for k, p in named_params
-                 if id(p) in in_optimizer and p.requires_grad and not _is_frozen(k, frozen)]
-    trainable_ids = {id(p) for _, p in trainable}
+        raise ValueError(f"the optimizer holds parameters that are not in the model (groups {stray})")
+    in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    trainable = [(k, p) for k, p in named_params if id(p) in in_optimizer and p.requires_grad
+                 and not any(fnmatch.fnmatchcase(k, pat) for pat in frozen)]
+    step, seed = Input("step", (), np.int64), Input("seed", (), np.int64)
+    clip = (clip_grad_norm, clip_grad_value, norm_type)
+
+    loss, grads, effects, random_inputs = _trace_loss(model, loss_fn, data, target, trainable, seed, step)
+    bad = [leaf for leaf, _ in effects if id(leaf) not in key_of]
+    if bad:
+        raise ValueError(f"the forward updates {len(bad)} tensor(s) that are not registered buffers of the model")
+    buffer_updates = [(f"updated/buffers/{key_of[id(leaf)]}", leaf, new) for leaf, new in effects]
+    entries = [(k, p, g, p) for (k, p), g in zip(trainable, grads) if g is not None]
+    new_params, new_state, state, hparams, declared_opt = _optimizer_updates(optimizer, entries, step, clip)
+
     fed = {id(p): f"params/{k}" for k, p in named_params}
     fed.update({id(b): f"buffers/{k}" for k, b in named_buffers})
-    buffer_names = {id(b): k for k, b in named_buffers}
-    step, seed = Input("step", (), np.int64), Input("seed", (), np.int64)
-
-    saved = [(p, p.requires_grad) for _, p in named_params]
-    was_training = model.training
-    try:
-        for _, p in named_params:
-            p.requires_grad = id(p) in trainable_ids
-        model.train(True)
-        with enable_grad(), _random.graph_rng(seed, step, _dims_of(data + [target_in])) as random_inputs:
-            out = model(*data)
-            loss = loss_fn(out, target_in)
-        if not isinstance(loss, Tensor) or loss._shape != ():
-            raise ValueError(f"loss_fn must return a scalar Tensor, got {loss!r}")
-        grads = _grad(loss, [p for _, p in trainable], allow_unused=True) if trainable else ()
-        nodes, _ = topo([loss])
-        buffer_updates = []
-        for n in nodes:
-            for leaf, new in n.effects or ():
-                if id(leaf) not in buffer_names:
-                    raise ValueError(f"{n.op_type} node {n.scope!r} updates a tensor that is not a registered buffer")
-                buffer_updates.append((f"updated/buffers/{buffer_names[id(leaf)]}", leaf, new))
-        entries = [(k, p, g, p) for (k, p), g in zip(trainable, grads) if g is not None]
-        updated, state, hparams, declared_opt = _update_graph(optimizer, entries, step, clip_grad_norm,
-                                                              clip_grad_value, norm_type)
-    finally:
-        for p, rg in saved:
-            p.requires_grad = rg
-        model.train(was_training)
-
-    declared_data = [(t.name, t.dtype, t._shape) for t in data + [target_in]]
-    declared_params = [(f"params/{k}", p.dtype, p._shape) for k, p in named_params]
-    declared_buffers = [(f"buffers/{k}", b.dtype, b._shape) for k, b in named_buffers]
-    declared_tail = [("step", np.int64, ()), ("seed", np.int64, ())]
-    updated.sort(key=lambda o: not o[0].startswith("updated/params/"))  # params, then optimizer state
-    outs = [("loss", loss)] + updated[:len(entries)] + [(name, new) for name, _, new in buffer_updates] + \
-        updated[len(entries):]
-    step_model, _ = build_model([t for _, t in outs], output_names=[n for n, _ in outs], fed=fed,
-                                graph_name="training_step")
-    declared = declared_data + declared_params + declared_buffers + declared_opt + declared_tail
-    step_model = _finish(step_model, declared)
-
+    declared_io = [(t.name, t.dtype, t._shape) for t in data + [target]] + \
+        [(f"params/{k}", p.dtype, p._shape) for k, p in named_params] + \
+        [(f"buffers/{k}", b.dtype, b._shape) for k, b in named_buffers]
+    tail = [("step", np.int64, ()), ("seed", np.int64, ())]
+    buffer_outs = [(name, new) for name, _, new in buffer_updates]
+    step_model = _emit([("loss", loss)] + new_params + buffer_outs + new_state, fed, declared_io + declared_opt + tail,
+                       "training_step")
     gradient_model = update_model = None
     if stages:
-        gouts = [("loss", loss)] + [(f"grads/{k}", g) for k, _, g, _ in entries] + \
-                [(name, new) for name, _, new in buffer_updates]
-        gradient_model, _ = build_model([t for _, t in gouts], output_names=[n for n, _ in gouts], fed=fed,
-                                        graph_name="gradient_step")
-        gradient_model = _finish(gradient_model, declared_data + declared_params + declared_buffers + declared_tail)
-        p_ins = [(k, Input(f"params/{k}", p._shape, p.dtype), Input(f"grads/{k}", p._shape, p.dtype), p)
-                 for k, _, _, p in entries]
-        ustep = Input("step", (), np.int64)
-        u_out, _, _, u_declared = _update_graph(optimizer, p_ins, ustep, clip_grad_norm, clip_grad_value, norm_type)
-        update_model, _ = build_model([t for _, t in u_out], output_names=[n for n, _ in u_out],
-                                      graph_name="update_step")
-        update_model = _finish(update_model, [(f"params/{k}", p.dtype, p._shape) for k, _, _, p in entries] +
-                               [(f"grads/{k}", p.dtype, p._shape) for k, _, _, p in entries] + u_declared +
-                               [("step", np.int64, ())])
-
+        gradient_model = _emit([("loss", loss)] + [(f"grads/{k}", g) for k, _, g, _ in entries] + buffer_outs, fed,
+                               declared_io + tail, "gradient_step")
+        ins = [(k, Input(f"params/{k}", p._shape, p.dtype), Input(f"grads/{k}", p._shape, p.dtype), p)
+               for k, _, _, p in entries]
+        u_params, u_state, _, _, u_declared = _optimizer_updates(optimizer, ins, Input("step", (), np.int64), clip)
+        update_model = _emit(u_params + u_state, None, [(t.name, t.dtype, t._shape) for _, pt, gt, _ in ins
+                                                         for t in (pt, gt)] + u_declared + tail[:1], "update_step")
     eval_model, outputs = build_eval_model(model, data, fed)
-    keys = {id(p): k for k, p in named_params}
-    leaves = {f"updated/params/{keys[id(p)]}": p for _, p in trainable}
-    updates = [(name, leaves[name]) for name, _ in updated if name in leaves] + \
-              [(name, leaf) for name, leaf, _ in buffer_updates]
     return TrainingModels(
         training_model=step_model, eval_model=eval_model, gradient_model=gradient_model, update_model=update_model,
-        data=[t.name for t in data], target=target_in.name,
+        data=[t.name for t in data], target=target.name,
         params=[(f"params/{k}", k, p) for k, p in named_params], trainable=[k for k, _, _, _ in entries],
         buffers=[(f"buffers/{k}", k, b) for k, b in named_buffers], state=state, hparams=hparams,
-        updates=updates, random=list(random_inputs), outputs=outputs, optimizer=optimizer,
-        signature=optimizer.signature())
+        updates=[(f"updated/params/{k}", p) for k, _, _, p in entries] + [(n, leaf) for n, leaf, _ in buffer_updates],
+        random=random_inputs, outputs=outputs, optimizer=optimizer)
 
 
 def build_eval_model(model, data, fed):
-    """The eval-mode forward with parameters and buffers as inputs (`params/..`, `buffers/..`)."""
+    """The eval-mode forward with parameters and buffers as inputs (`params/..`, `buffers/..`);
+    outputs `output` (or `output_0..`)."""
     was = model.training
     try:
         model.eval()
         with no_grad():
-            ins = [Input(t.name, t._shape, t.dtype) for t in data]
-            out = model(*ins)
+            out = model(*[Input(t.name, t._shape, t.dtype) for t in data])
     finally:
         model.train(was)
     outs = [out] if isinstance(out, Tensor) else list(out)
     names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
-    m, _ = build_model(outs, output_names=names, fed=fed, graph_name="eval")
-    return _finish(m, [(t.name, t.dtype, t._shape) for t in data]), names
+    return _emit(list(zip(names, outs)), fed, [(t.name, t.dtype, t._shape) for t in data], "eval"), names

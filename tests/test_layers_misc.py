@@ -94,7 +94,7 @@ VISION_ROWS = [
     Row("PixelUnshuffle", "PixelUnshuffle", (2,), shapes=[(2, 2, 4, 6)]),
     Row("PixelUnshuffle-r3", "PixelUnshuffle", (3,), shapes=[(2, 1, 6, 3)]),
     Row("ChannelShuffle", "ChannelShuffle", (2,), shapes=[(2, 6, 3, 3)]),
-    Row("ChannelShuffle-3d", "ChannelShuffle", (3,), shapes=[(2, 6, 4)], grad=False),  # torch has no backward
+    Row("ChannelShuffle-3d", "ChannelShuffle", (3,), shapes=[(2, 6, 4)]),
     Row("Upsample-nearest-scale2", "Upsample", (), {"scale_factor": 2}, shapes=[(2, 3, 3, 4)]),
     Row("Upsample-nearest-size", "Upsample", (), {"size": (5, 7)}, shapes=[(2, 2, 3, 4)]),
     Row("Upsample-nearest-1d-down", "Upsample", (), {"size": 3}, shapes=[(2, 2, 7)]),

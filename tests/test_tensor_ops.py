@@ -30,6 +30,9 @@ ROWS = [
     ("matmul-2d", lambda a, m: a @ m, lambda a, m: a @ m, [A, M]),
     ("matmul-1d", lambda a, b: a @ b, lambda a, b: a @ b, [A, B]),
     ("matmul-batched", lambda c, m: c @ m, lambda c, m: c @ m, [C, BM]),
+    # regression: onnxruntime fused Transpose + MatMul(matrix, vector) wrongly
+    ("matmul-transposed-vector", lambda m, b: m.t() @ b, lambda m, b: m.T @ b, [M, B]),
+    ("norm-empty-dim", lambda a: a.norm(dim=[]), lambda a: np.sqrt((a ** 2).sum()), [A]),
     ("mm", lambda a, m: a.mm(m), lambda a, m: a @ m, [A, M]),
     ("eq", lambda a, b: a == b, lambda a, b: a == b, [A, A]),
     ("lt", lambda a, b: a < b, lambda a, b: a < b, [A, B]),

@@ -11,7 +11,12 @@ def _matmul_operands(a, b, what):
 
 
 def matmul(a, b):
+    """numpy matmul. A 1-D right operand is lifted to a column first: onnxruntime 1.31 fuses
+    Transpose + MatMul(matrix, vector) wrongly at optimization level EXTENDED and above."""
     a, b = _matmul_operands(a, b, "matmul")
+    if len(b._shape) == 1 and len(a._shape) > 1:
+        from .shape import unsqueeze, squeeze
+        return squeeze(apply("MatMul", [a, unsqueeze(b, 1)]), -1)
     return apply("MatMul", [a, b])
 
 

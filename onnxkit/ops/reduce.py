@@ -23,9 +23,7 @@ def _axes(x, dim):
 
 
 def _reduce(op_type, x, dim, keepdim):
-    axes = _axes(x, dim)
-    if axes is not None and len(axes) == 0:
-        return x
+    axes = _axes(x, dim) or None  # torch: an empty dim list reduces over every dim
     inputs = [x] if axes is None else [x, const(axes, np.int64)]
     return apply(op_type, inputs, {"keepdims": int(keepdim)})
 

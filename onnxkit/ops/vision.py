@@ -10,6 +10,7 @@ import numpy as np
 from ..dims import Dim
 from ..infer import fresh_dim
 from ..tensor import apply, const
+from . import pool
 from .core import as_tensor
 from .shape import reshape, permute, index_select
 
@@ -147,15 +148,15 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     else:
         scales = [float(s) for s in _per_dim(scale_factor, nsp, "scale_factor")]
         out_sp = [_scaled_dim(n, s) for n, s in zip(in_sp, scales)]
-        if recompute_scale_factor or (align_corners and all(isinstance(n, int) for n in in_sp)):
-            if not all(isinstance(n, int) for n in in_sp):
-                raise ValueError("interpolate: recompute_scale_factor=True needs static spatial dims")
-            scales = None  # sizes then; align_corners ignores the scale, the sizes say the same
+        static_in = all(isinstance(n, int) for n in in_sp)
+        if recompute_scale_factor and not static_in:
+            raise ValueError("interpolate: recompute_scale_factor=True needs static spatial dims")
+        if recompute_scale_factor or (align_corners and static_in):
+            scales = None  # Resize by sizes; align_corners ignores the scale anyway
     if any(isinstance(o, int) and o < 1 for o in out_sp):
         raise ValueError(f"interpolate: input and output sizes should be greater than 0, but got input "
                          f"{tuple(in_sp)} and output {tuple(out_sp)}")
     if mode == "area":
-        from . import pool
         if not all(isinstance(o, int) for o in out_sp):
             raise ValueError("interpolate: mode='area' needs static output sizes")
         return getattr(pool, f"adaptive_avg_pool{nsp}d")(x, tuple(out_sp))
@@ -170,7 +171,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     attrs = dict(_RESIZE[mode], axes=list(range(2, 2 + nsp)))
     if align_corners:
         attrs["coordinate_transformation_mode"] = "align_corners"
-    out_shape = tuple(x._shape[:2]) + tuple(o if isinstance(o, int) else o for o in out_sp)
+    out_shape = tuple(x._shape[:2]) + tuple(out_sp)
     if scales is not None:
         onnx_scales = [_onnx_scale(s, n) for s, n in zip(scales, in_sp)]
         inputs = [x, None, const(onnx_scales, np.float32)]

@@ -1,0 +1,262 @@
+"""Training-step time of ok.Trainer against torch eager (same process, interleaved) and
+onnxruntime-training (a subprocess in a side virtualenv), and the peak memory of a training loop.
+
+Workloads
+  mlp:   the seed MLP, 64x1000 -> 100 -> ReLU -> 10, MSELoss, SGD lr 1e-3
+  lenet: LeNet-5, 64x1x28x28, CrossEntropyLoss, SGD lr 1e-3 momentum 0.9
+         (onnxruntime-training: plain SGD, its artifacts offer no momentum)
+Settings (printed): torch.set_num_threads(2); onnxkit sessions with 2 intra-op threads, 1 inter-op
+thread, intra-op spinning on (the Trainer default) and, as a second row, off. Each repeat runs
+--steps onnxkit steps, pauses 20 ms (so spinning threads park), then --steps torch steps; the
+medians of the per-step times of all repeats are compared. torch: zero_grad, forward, loss,
+backward, step. onnxkit: Trainer.step (one training-graph run through IOBinding; parameters and
+optimizer state stay in onnxruntime buffers).
+
+onnxruntime-training 1.19.2 only has Python <= 3.11 wheels and needs onnx < 1.17, so it lives in
+its own virtualenv; this script uses it when the interpreter exists:
+    python -m venv /tmp/ortt && /tmp/ortt/bin/pip install onnxruntime-training==1.19.2 'onnx<1.17' 'numpy<2'
+Its `onnxruntime.training` package imports torch at import time (training/optim); the worker
+loads `onnxruntime.training.artifacts` and `.api` without running that __init__, so torch is not
+needed there. The forward model is exported by onnxkit from the same initial weights.
+
+Peak RSS: a fresh interpreter imports onnxkit (torch never imported), runs 200 seed-MLP Trainer
+steps and reports its peak resident set (VmHWM; getrusage's ru_maxrss as the fallback off Linux --
+on Linux a child inherits its parent's ru_maxrss, so it would report this script's own peak); the
+same loop is measured for torch and onnxruntime-training.
+
+    python bench/train_step.py [--steps 30] [--repeats 10] [--workloads mlp lenet] [--ortt-python PATH]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+DEFAULT_ORTT = "/tmp/ortt/bin/python"
+THREADS = 2
+
+
+def workload(name):
+    """(onnxkit model, torch model with the same weights, losses, optimizers, x, y, ORT-training loss)."""
+    import torch
+    import onnxkit as ok
+    from onnxkit import nn, optim
+    from models.lenet import LeNet5
+    from models.mlp import seed_mlp
+    rng = np.random.default_rng(0)
+    ok.manual_seed(0)
+    torch.manual_seed(0)
+    T = torch.nn
+    if name == "mlp":
+        om, tm = seed_mlp(), T.Sequential(T.Linear(1000, 100), T.ReLU(), T.Linear(100, 10))
+        x = rng.standard_normal((64, 1000)).astype(np.float32)
+        y = rng.standard_normal((64, 10)).astype(np.float32)
+        losses, opt_kw, ortt_loss = (nn.MSELoss(), T.MSELoss()), dict(lr=1e-3), "MSELoss"
+    else:
+        om = LeNet5()
+        tm = T.Module()
+        tm.features = T.Sequential(T.Conv2d(1, 6, 5, padding=2), T.ReLU(), T.MaxPool2d(2), T.Conv2d(6, 16, 5),
+                                   T.ReLU(), T.MaxPool2d(2))
+        tm.classifier = T.Sequential(T.Flatten(), T.Linear(400, 120), T.ReLU(), T.Linear(120, 84), T.ReLU(),
+                                     T.Linear(84, 10))
+        tm.forward = lambda inp: tm.classifier(tm.features(inp))
+        x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+        y = rng.integers(0, 10, 64)
+        losses, opt_kw, ortt_loss = (nn.CrossEntropyLoss(), T.CrossEntropyLoss()), dict(lr=1e-3, momentum=0.9), \
+            "CrossEntropyLoss"
+    om.load_state_dict(tm.state_dict())
+    return om, tm, losses, (optim.SGD(om.parameters(), **opt_kw), torch.optim.SGD(tm.parameters(), **opt_kw)), x, y, \
+        ortt_loss
+
+
+def time_steps(fn, steps):
+    out = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out[1:]  # the first step of a block pays for waking the threads
+
+
+def bench_in_process(name, steps, repeats):
+    import torch
+    import onnxkit as ok
+    torch.set_num_threads(THREADS)
+    om, tm, (loss, tloss), (opt, topt), x, y, _ = workload(name)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+
+    def torch_step():
+        topt.zero_grad()
+        tloss(tm(tx), ty).backward()
+        topt.step()
+
+    om2, _, (loss2, _), (opt2, _), _, _, _ = workload(name)  # a second copy: each Trainer owns its Module
+    spin = ok.Trainer(om, loss, opt, spinning=True)
+    nospin = ok.Trainer(om2, loss2, opt2, spinning=False)
+    runs = {"onnxkit (spinning)": lambda: spin.step(x, y), "onnxkit (no spinning)": lambda: nospin.step(x, y),
+            "torch eager": torch_step}
+    for fn in runs.values():  # warm up: build, compile, first runs
+        for _ in range(5):
+            fn()
+    times = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, fn in runs.items():
+            times[k] += time_steps(fn, steps)
+            time.sleep(0.02)
+    return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+
+
+ORTT_WORKER = textwrap.dedent('''
+    import json, os, sys, time, types
+    import numpy as np
+    import onnxruntime
+    pkg = types.ModuleType("onnxruntime.training")  # skip training/__init__, which imports torch
+    pkg.__path__ = [os.path.join(os.path.dirname(onnxruntime.__file__), "training")]
+    sys.modules["onnxruntime.training"] = pkg
+    from onnxruntime.training import artifacts
+    from onnxruntime.training.api import CheckpointState, Module, Optimizer
+    import onnx
+    model_path, loss_name, out_dir, steps, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    onnxruntime.set_default_logger_severity(3)
+    os.makedirs(out_dir, exist_ok=True)
+    model = onnx.load(model_path)
+    params = [i.name for i in model.graph.initializer]
+    artifacts.generate_artifacts(model, requires_grad=params, frozen_params=[], loss=getattr(artifacts.LossType, loss_name),
+                                 optimizer=artifacts.OptimType.SGD, artifact_directory=out_dir)
+    so = onnxruntime.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = 2, 1
+    state = CheckpointState.load_checkpoint(os.path.join(out_dir, "checkpoint"))
+    module = Module(os.path.join(out_dir, "training_model.onnx"), state, os.path.join(out_dir, "eval_model.onnx"),
+                    device="cpu", session_options=so)
+    opt = Optimizer(os.path.join(out_dir, "optimizer_model.onnx"), module)
+    opt.set_learning_rate(1e-3)
+    module.train()
+    here = os.path.dirname(model_path)
+    x, y = np.load(os.path.join(here, "x.npy")), np.load(os.path.join(here, "y.npy"))
+    def step():
+        module(x, y)
+        opt.step()
+        module.lazy_reset_grad()
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(repeats):
+        for i in range(steps):
+            t0 = time.perf_counter(); step(); dt = time.perf_counter() - t0
+            if i:
+                times.append(dt)
+        time.sleep(0.02)
+    print(json.dumps({"ms": float(np.median(times)) * 1e3,
+                      "rss_mib": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024,
+                      "nodes": len(onnx.load(os.path.join(out_dir, "training_model.onnx")).graph.node)}))
+''')
+
+
+def bench_ortt(name, python, steps, repeats):
+    """onnxruntime-training's median ms/step (and peak RSS) in its virtualenv; None when missing."""
+    if not python or not os.path.exists(python):
+        return None, f"not measured: no interpreter at {python} (see this script's docstring to install it)"
+    import onnxkit as ok
+    om, _, _, _, x, y, loss_name = workload(name)
+    with tempfile.TemporaryDirectory() as d:
+        ok.export(om, [ok.Input("input", ("N",) + x.shape[1:])], path=os.path.join(d, "forward.onnx"))
+        np.save(os.path.join(d, "x.npy"), x)
+        np.save(os.path.join(d, "y.npy"), y)
+        worker = os.path.join(d, "worker.py")
+        with open(worker, "w") as f:
+            f.write(ORTT_WORKER)
+        proc = subprocess.run([python, worker, os.path.join(d, "forward.onnx"), loss_name, os.path.join(d, "art"),
+                               str(steps), str(repeats)], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        return None, "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
+PEAK = textwrap.dedent('''
+    import resource
+
+    def peak_mib():
+        """Peak RSS of this process: VmHWM (Linux). ru_maxrss would report the parent's peak when that
+        was higher, since Linux keeps it across fork and exec."""
+        try:
+            with open("/proc/self/status") as f:
+                return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
+        except (OSError, IndexError):
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+''')
+
+RSS_ONNXKIT = PEAK + textwrap.dedent('''
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    import onnxkit as ok
+    from onnxkit import nn, optim
+    from models.mlp import seed_mlp
+    model = seed_mlp()
+    tr = ok.Trainer(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=1e-3))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 1000)).astype(np.float32), rng.standard_normal((64, 10)).astype(np.float32)
+    for _ in range(200):
+        tr.step(x, y)
+    assert "torch" not in sys.modules
+    print(peak_mib())
+''')
+
+RSS_TORCH = PEAK + textwrap.dedent('''
+    import torch
+    torch.set_num_threads(2)
+    m = torch.nn.Sequential(torch.nn.Linear(1000, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
+    opt, lf = torch.optim.SGD(m.parameters(), lr=1e-3), torch.nn.MSELoss()
+    x, y = torch.randn(64, 1000), torch.randn(64, 10)
+    for _ in range(200):
+        opt.zero_grad(); lf(m(x), y).backward(); opt.step()
+    print(peak_mib())
+''')
+
+
+def peak_rss(script, *args):
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600)
+    return float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30, help="steps per block")
+    ap.add_argument("--repeats", type=int, default=10, help="interleaved blocks per runner")
+    ap.add_argument("--workloads", nargs="+", default=["mlp", "lenet"], choices=["mlp", "lenet"])
+    ap.add_argument("--ortt-python", default=DEFAULT_ORTT, help="python of the onnxruntime-training virtualenv")
+    args = ap.parse_args()
+    import onnxruntime
+    import torch
+    print(f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs; torch threads "
+          f"{THREADS}; onnxkit intra-op threads {THREADS}, inter-op 1, spinning on/off as labelled; "
+          f"{args.repeats} interleaved blocks of {args.steps} steps, medians")
+    for name in args.workloads:
+        res = bench_in_process(name, args.steps, args.repeats)
+        ortt, why = bench_ortt(name, args.ortt_python, args.steps, args.repeats)
+        base = res["torch eager"]
+        print(f"\n{name}: ms/step (ratio to torch eager)")
+        for k, v in res.items():
+            print(f"  {k:28s} {v:8.3f}  ({v / base:.2f}x)")
+        if ortt:
+            print(f"  {'onnxruntime-training 1.19.2':28s} {ortt['ms']:8.3f}  ({ortt['ms'] / base:.2f}x)  "
+                  f"[subprocess, plain SGD, {ortt['nodes']} nodes]")
+        else:
+            print(f"  onnxruntime-training: {why}")
+    print("\npeak RSS of 200 seed-MLP training steps (fresh process):")
+    print(f"  onnxkit (torch not imported) {peak_rss(RSS_ONNXKIT, ROOT):6.0f} MiB")
+    print(f"  torch eager                  {peak_rss(RSS_TORCH):6.0f} MiB")
+    ortt, _ = bench_ortt("mlp", args.ortt_python, 20, 1) if os.path.exists(args.ortt_python) else (None, None)
+    if ortt:
+        print(f"  onnxruntime-training         {ortt['rss_mib']:6.0f} MiB  (includes building its artifacts)")
+
+
+if __name__ == "__main__":
+    main()
