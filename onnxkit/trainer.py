@@ -170,13 +170,15 @@ class Trainer:
             s.seen = leaf._value
 
     def _refresh(self):
-        """Upload values replaced from outside since the last step (identity check per slot)."""
+        """Upload values replaced from outside since the last step (identity check per slot);
+        returns the slots' leaves."""
         if runtime._pending:
             runtime.flush_pending()
-        for s in self._slots:
-            leaf = s.get()
+        leaves = [s.get() for s in self._slots]
+        for s, leaf in zip(self._slots, leaves):
             if leaf._value is not s.seen:
                 self._upload(s, leaf)
+        return leaves
 
     def sync(self):
         """Bring the device values back into the Module and optimizer (a no-op copy-wise on the CPU,
@@ -204,7 +206,7 @@ class Trainer:
         *xs, y = [a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in inputs_and_target]
         values = [self.optimizer.hyper_values(group) for group in self.optimizer.param_groups]
         self._ensure(xs, y, values=values)
-        self._refresh()
+        leaves = self._refresh()
         g = self._graph
         step = self.step_count + 1
         for arr, gi, key in self._hp_index:
@@ -224,10 +226,10 @@ class Trainer:
             raise FloatingPointError(f"the loss is {loss} at step {step}; the parameters and optimizer state keep "
                                      "their values from before this step")
         self._cur ^= 1
-        if self.device == "cpu":
-            for s in self._slots:
+        if self.device == "cpu":  # the Module and optimizer now read the buffers just written
+            for s, leaf in zip(self._slots, leaves):
                 if s.out:
-                    s.get()._value = s.seen = s.arr[self._cur]
+                    leaf._value = s.seen = s.arr[self._cur]
         else:
             self._stale = True
         self.step_count = step

@@ -49,7 +49,7 @@ class TrainingModels:
     random: list     # (input name, shape with dim names, dtype, draw index)
     outputs: list    # eval model output names
     optimizer: object = None
-    _dim_positions: Optional[list] = None
+    _dim_positions: Optional[list] = dataclasses.field(default=None, repr=False)  # cache for data_dims
 
     def hparam_values(self):
         values = [self.optimizer.hyper_values(g) for g in self.optimizer.param_groups]

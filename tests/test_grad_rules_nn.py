@@ -499,3 +499,21 @@ def test_symbolic_batch_norm_conv_pool():
         want = torch.autograd.grad((ty ** 3).sum(), [tw, ts])
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b.numpy(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("scales", [(1.7, 1.7), (2.5, 1.3)])
+def test_resize_align_corners_non_integer_scale_matches_torch(scales):
+    """Regression: align_corners source coordinates use the output length, not scale * input length."""
+    import torch
+    from onnxkit.tensor import apply, const
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    size = [int(5 * s) for s in scales]
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.interpolate(xt, size=size, mode="bilinear", align_corners=True)
+    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32)
+    gt, = torch.autograd.grad(yt, xt, torch.tensor(g))
+    xo = ok.tensor(x, requires_grad=True)
+    yo = apply("Resize", [xo, None, const(np.array((1, 1) + scales, np.float32), "float32")],
+               {"mode": "linear", "coordinate_transformation_mode": "align_corners"})
+    go, = ok.grad(yo, [xo], grad_outputs=ok.tensor(g))
+    np.testing.assert_allclose(go.numpy(), gt.numpy(), rtol=1e-4, atol=1e-5)

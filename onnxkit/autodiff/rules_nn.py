@@ -538,9 +538,10 @@ def _resize_source(mode, y, scale, n_in, m_out, roi):
     length = scale * n_in
     table = {
         "half_pixel": lambda: (y + 0.5) / scale - 0.5,
-        "pytorch_half_pixel": lambda: (y + 0.5) / scale - 0.5 if length != 1 else np.full_like(y, -0.5),
+        "pytorch_half_pixel": lambda: (y + 0.5) / scale - 0.5 if m_out != 1 else np.full_like(y, -0.5),
         "half_pixel_symmetric": lambda: n_in / 2 * (1 - m_out / length) + (y + 0.5) / scale - 0.5,
-        "align_corners": lambda: y * (n_in - 1) / (length - 1) if length != 1 else np.zeros_like(y),
+        # the output length, not scale * n_in (they differ for non-integer scales), as onnxruntime and torch
+        "align_corners": lambda: y * (n_in - 1) / (m_out - 1) if m_out != 1 else np.zeros_like(y),
         "asymmetric": lambda: y / scale,
         "tf_crop_and_resize": lambda: (roi[0] * (n_in - 1) + (y * (roi[1] - roi[0]) * (n_in - 1) / (length - 1)
                                        if length != 1 else np.full_like(y, (roi[1] - roi[0]) * (n_in - 1) / 2))),
