@@ -126,9 +126,7 @@ class Trainer:
         self._scalars = {name: np.zeros((), np.float64) for name, _, _ in g.hparams}
         self._scalars["step"] = np.zeros((), np.int64)
         self._scalars["seed"] = np.zeros((), np.int64)
-        loss_dtype = {o.name: o for o in g.training_model.graph.output}["loss"].type.tensor_type.elem_type
-        import onnx
-        self._loss = np.zeros((), onnx.helper.tensor_dtype_to_np_dtype(loss_dtype))
+        self._loss = np.zeros((), self._output_dtype(g.training_model, "loss"))
         self._loss_ov = ort.OrtValue.ortvalue_from_numpy(self._loss)
         for j, b in enumerate(self._bindings):
             for name, arr in self._scalars.items():
@@ -136,6 +134,12 @@ class Trainer:
             b.bind_ortvalue_output("loss", self._loss_ov)
         self._bind_slots()
         self._hp_index = [(self._scalars[name], gi, key) for name, gi, key in g.hparams]
+
+    @staticmethod
+    def _output_dtype(model, name):
+        from onnx.helper import tensor_dtype_to_np_dtype
+        out = next(o for o in model.graph.output if o.name == name)
+        return tensor_dtype_to_np_dtype(out.type.tensor_type.elem_type)
 
     def _device_arg(self):
         return "cuda" if self.device == "cuda" else "cpu"

@@ -308,3 +308,20 @@ def test_torch_style_loop_with_clipping_and_scheduler_is_one_run_per_step():
         _close(loss.item(), tl.item(), f"step {i}")
     assert runtime.stats["run"] - before.get("run", 0) == 8
     assert runtime.stats["miss"] - before.get("miss", 0) <= 1
+
+
+def test_values_built_before_an_in_place_update_read_the_old_value():
+    """What makes `loss.item()` after `opt.step()` torch-like and one run: tensors built before a
+    deferred assignment see the old value (computed in the same run), those built after see the new."""
+    w = ok.tensor(np.float32(1.0))
+    before = w * 2
+    with ok.no_grad():
+        w -= 1.0
+    runs = runtime.stats["run"]
+    assert before.item() == 2.0 and runtime.stats["run"] == runs + 1
+    after = w * 3
+    assert after.item() == 0.0 and w.item() == 0.0
+    with ok.no_grad():
+        w += 5.0
+    later = w * 2
+    assert later.item() == 10.0, "a tensor built after the update reads the new value"

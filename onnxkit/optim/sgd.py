@@ -1,6 +1,6 @@
 """SGD with momentum, dampening, Nesterov momentum and weight decay (torch.optim.SGD)."""
 from .. import ops
-from .optimizer import Optimizer
+from .optimizer import Optimizer, add_scaled
 
 
 class SGD(Optimizer):
@@ -38,9 +38,11 @@ class SGD(Optimizer):
             g = -g
         if group["weight_decay"] != 0:
             g = g + k("weight_decay") * p
-        new = {}
-        if group["momentum"] != 0:
-            buf = state["momentum_buffer"] * k("momentum") + k("grad_scale") * g
-            new["momentum_buffer"] = buf
-            g = g + k("momentum") * buf if group["nesterov"] else buf
-        return p + k("neg_lr") * g, new
+        if group["momentum"] == 0:
+            return add_scaled(p, k("neg_lr"), g), {}
+        decayed = state["momentum_buffer"] * k("momentum")
+        if group["nesterov"]:  # g is read twice: no Gemm fusion
+            buf = decayed + k("grad_scale") * g
+            return p + k("neg_lr") * (g + k("momentum") * buf), {"momentum_buffer": buf}
+        buf = add_scaled(decayed, k("grad_scale"), g)
+        return p + k("neg_lr") * buf, {"momentum_buffer": buf}
