@@ -123,13 +123,15 @@ ORTT_WORKER = textwrap.dedent('''
     from onnxruntime.training import artifacts
     from onnxruntime.training.api import CheckpointState, Module, Optimizer
     import onnx
-    model_path, loss_name, out_dir, steps, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    model_path, loss_name, out_dir = sys.argv[1:4]
+    steps, repeats = int(sys.argv[4]), int(sys.argv[5])
     onnxruntime.set_default_logger_severity(3)
     os.makedirs(out_dir, exist_ok=True)
     model = onnx.load(model_path)
     params = [i.name for i in model.graph.initializer]
-    artifacts.generate_artifacts(model, requires_grad=params, frozen_params=[], loss=getattr(artifacts.LossType, loss_name),
-                                 optimizer=artifacts.OptimType.SGD, artifact_directory=out_dir)
+    artifacts.generate_artifacts(model, requires_grad=params, frozen_params=[],
+                                 loss=getattr(artifacts.LossType, loss_name), optimizer=artifacts.OptimType.SGD,
+                                 artifact_directory=out_dir)
     so = onnxruntime.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = 2, 1
     state = CheckpointState.load_checkpoint(os.path.join(out_dir, "checkpoint"))

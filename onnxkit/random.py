@@ -34,7 +34,7 @@ def rand_like(x):
 # between steps, reproduce from the seed after a checkpoint resume, and are equal on onnxruntime and
 # the reference evaluator (whose RandomUniform streams restart per session or repeat). Measured for a
 # 64x512 mask (2 threads): a uniform drawn on the host and fed in costs ~70 us, an in-graph
-# counter-based hash ~190 us (uint32 ops; ~800 us with int64, whose Div is slow). So a draw whose shape
+# counter-based hash ~160 us (uint32 ops; ~800 us with int64, whose Div is slow). So a draw whose shape
 # is known from the data inputs' dims is a graph input `random/<k>` filled by `host_uniform`; any other
 # draw is hashed in-graph from the `seed` and `step` inputs.
 import contextlib as _contextlib
@@ -52,7 +52,7 @@ class _GraphRNG:
 def graph_rng(seed, step, dims=()):
     """While tracing a training graph, random draws (rand_like) depend only on the int64 scalar
     Tensors `seed` and `step` and the draw index. Draws whose dims are ints or names in `dims`
-    become fed inputs; the list [(name, shape, dtype)] is yielded for the caller to feed."""
+    become fed inputs: the list [(name, shape, dtype, draw index)] is yielded for the caller."""
     prev = getattr(_graph, "state", None)
     _graph.state = _GraphRNG(seed, step, dims)
     try:

@@ -84,7 +84,7 @@ class Trainer:
         return self._graph
 
     def _signature(self, xs, y, values=None):
-        return (tuple((a.shape[1:], a.dtype.str) for a in list(xs) + [y]), self.optimizer.signature(values),
+        return (tuple((a.shape[1:], a.dtype) for a in list(xs) + [y]), self.optimizer.signature(values),
                 self.model.training)
 
     def _ensure(self, xs, y, force=False, values=None):
@@ -134,6 +134,8 @@ class Trainer:
             b.bind_ortvalue_output("loss", self._loss_ov)
         self._bind_slots()
         self._hp_index = [(self._scalars[name], gi, key) for name, gi, key in g.hparams]
+        self._data_names = g.data + [g.target]
+        self._bound = [[None] * len(self._data_names) for _ in self._bindings]
 
     @staticmethod
     def _output_dtype(model, name):
@@ -207,9 +209,9 @@ class Trainer:
         A non-finite loss raises FloatingPointError and leaves the values of before the step."""
         if len(inputs_and_target) < 2:
             raise TypeError("step(*inputs, target) needs at least one input and the target")
-        *xs, y = [a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in inputs_and_target]
+        arrays = [np.ascontiguousarray(a.numpy() if isinstance(a, Tensor) else a) for a in inputs_and_target]
         values = [self.optimizer.hyper_values(group) for group in self.optimizer.param_groups]
-        self._ensure(xs, y, values=values)
+        self._ensure(arrays[:-1], arrays[-1], values=values)
         leaves = self._refresh()
         g = self._graph
         step = self.step_count + 1
@@ -217,10 +219,11 @@ class Trainer:
             arr[...] = values[gi][key]
         self._scalars["step"][...] = step
         self._scalars["seed"][...] = self.seed
-        b = self._bindings[self._cur]
-        arrays = [np.ascontiguousarray(a) for a in xs + [y]]
-        for name, arr in zip(g.data + [g.target], arrays):
-            b.bind_cpu_input(name, arr)
+        b, bound = self._bindings[self._cur], self._bound[self._cur]
+        for k, (name, arr) in enumerate(zip(self._data_names, arrays)):
+            if bound[k] is not arr:  # the binding keeps a reference: rebinding the same array is skipped
+                b.bind_cpu_input(name, arr)
+                bound[k] = arr
         if g.random:
             for name, arr in g.random_feeds(g.data_dims(arrays), self.seed, step).items():
                 b.bind_cpu_input(name, arr)
@@ -386,3 +389,6 @@ class Trainer:
         _host_rng().bit_generator.state = meta["rng"]["tensor"]
         _random.generator().bit_generator.state = meta["rng"]["random"]
         self._stale = False
+        if self._graph is not None:  # slots the checkpoint lacks start from the rule's initial state
+            for _, _, p, slot in self._graph.state:
+                state_leaf(self.optimizer, p, slot)

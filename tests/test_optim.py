@@ -125,7 +125,8 @@ SCHED_ROWS = [
     ("CosineAnnealingLR", "SGD", dict(lr=0.1), lambda m, o: m.CosineAnnealingLR(o, T_max=7, eta_min=0.001)),
     ("LinearLR", "SGD", dict(lr=0.1), lambda m, o: m.LinearLR(o, start_factor=0.25, total_iters=6)),
     ("LambdaLR", "RMSprop", dict(lr=0.01), lambda m, o: m.LambdaLR(o, lr_lambda=lambda e: 0.95 ** e)),
-    ("OneCycleLR-momentum", "SGD", dict(lr=0.1, momentum=0.9), lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=25)),
+    ("OneCycleLR-momentum", "SGD", dict(lr=0.1, momentum=0.9),
+     lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=25)),
     ("OneCycleLR-beta1-3phase-linear", "Adam", dict(lr=0.01),
      lambda m, o: m.OneCycleLR(o, max_lr=0.05, total_steps=25, three_phase=True, anneal_strategy="linear")),
 ]

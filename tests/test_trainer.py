@@ -52,7 +52,8 @@ def test_steps_match_torch_and_trained_values_are_visible():
         np.testing.assert_allclose(om.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-7, err_msg=k)
     t_state, o_state = t_opt.state_dict()["state"], opt.state_dict()["state"]
     for i in t_state:
-        np.testing.assert_allclose(o_state[i]["momentum_buffer"], t_state[i]["momentum_buffer"].numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(o_state[i]["momentum_buffer"], t_state[i]["momentum_buffer"].numpy(),
+                                   rtol=1e-5, atol=1e-7)
         assert o_state[i]["step"] == 6
     x, _ = data(seed=9)
     with torch.no_grad():
@@ -207,8 +208,8 @@ def test_lenet5_reaches_95_percent_on_bundled_digits():
 
 
 def test_demo_trains_exports_and_runs_through_onnx_run(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "onnxkit.demo", "--model", "mlp", "--epochs", "2", "--out", str(tmp_path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    cmd = [sys.executable, "-m", "onnxkit.demo", "--model", "mlp", "--epochs", "2", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "ran digits_mlp.onnx on cpu" in proc.stdout
     accuracy = float(proc.stdout.split("test accuracy of the exported model under onnx-run: ")[1].split()[0])
