@@ -316,6 +316,7 @@ class Trainer:
             raise ValueError(f"inputs and target have different lengths: {[len(a) for a in xs]} vs {n}")
         history = {}
         batches = math.ceil(n / batch_size)
+        live = verbose and sys.stderr.isatty()  # the redrawn bar only on a terminal; epoch lines always
         for _ in range(epochs):
             self.epoch += 1
             t0, shown = time.perf_counter(), 0.0
@@ -328,7 +329,7 @@ class Trainer:
                 loss = self.step(*[a[sl] for a in ex], ey[sl])
                 total += loss * (sl.stop - sl.start)
                 now = time.perf_counter()
-                if verbose and (now - shown > 0.1 or b == batches - 1):
+                if live and (now - shown > 0.1 or b == batches - 1):
                     shown = now
                     done = int(20 * (b + 1) / batches)
                     sys.stderr.write(f"\repoch {self.epoch} [{'=' * done}{'.' * (20 - done)}] {b + 1}/{batches} "
