@@ -25,25 +25,41 @@ def is_grad_enabled():
     return _st().grad_enabled
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Stop recording gradients (torch.no_grad)."""
-    st = _st()
-    prev, st.grad_enabled = st.grad_enabled, False
-    try:
-        yield
-    finally:
-        st.grad_enabled = prev
+class set_grad_enabled:
+    """Context manager (and decorator) that turns gradient recording on or off, as in torch."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        st = _st()
+        self.prev, st.grad_enabled = st.grad_enabled, self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _st().grad_enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
 
 
-@contextlib.contextmanager
-def enable_grad():
-    st = _st()
-    prev, st.grad_enabled = st.grad_enabled, True
-    try:
-        yield
-    finally:
-        st.grad_enabled = prev
+class no_grad(set_grad_enabled):
+    """Stop recording gradients (torch.no_grad); also usable as a decorator."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    def __init__(self):
+        super().__init__(True)
 
 
 @contextlib.contextmanager
