@@ -615,3 +615,17 @@ def test_backward_walk_reuses_cached_sessions():
         if step == 0:
             misses = runtime.stats["miss"]
     assert runtime.stats["miss"] == misses
+
+
+def test_no_grad_as_decorator_and_set_grad_enabled():
+    x = ok.tensor(np.ones(2, np.float32), requires_grad=True)
+
+    @ok.no_grad()
+    def double(t):
+        return t * 2
+    assert not double(x).requires_grad and (x * 2).requires_grad
+    with ok.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+        with ok.enable_grad():
+            assert (x * 2).requires_grad
+    assert ok.is_grad_enabled()
