@@ -115,7 +115,8 @@ def reduce_rows():
 
 def elementwise(op_type, tfn, spec=S(2, 3), fd=True, tag="", **attrs):
     """A row for a one-input op given as (ONNX op, torch function, attributes)."""
-    return G(f"{op_type}{tag}{'-' if attrs else ''}{'-'.join(f'{k}{v:g}' for k, v in attrs.items())}",
+    name = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in attrs.items())
+    return G(f"{op_type}{tag}{'-' if attrs else ''}{name}",
              op(op_type, **attrs), [spec], op_type, tfn=tfn, fd=fd)
 
 
@@ -146,6 +147,8 @@ ROWS = [
     G("Neg", lambda x: -x, [N(2, 3)], "Neg"),
     G("Identity", lambda x: x.clone() * 2.0, [N(2, 3)], "Identity"),
     G("Cast-roundtrip", lambda x: x.double().sin(), [N(2, 3)], "Cast"),
+    G("CastLike", lambda x, y: apply("CastLike", [x.double() * 3.0, y]).sin() * y, [N(2, 3), N(1)], "CastLike",
+      tfn=lambda x, y: (x.double() * 3.0).float().sin() * y),
     G("Sum-variadic", op("Sum"), [N(2, 3), N(3), N(1, 3)], "Sum", tfn=lambda a, b, c: a + b + c),
     G("Mean-variadic", op("Mean"), [N(2, 3), N(3)], "Mean", tfn=lambda a, b: (a + b) / 2),
     # unary math and activations
@@ -154,6 +157,16 @@ ROWS = [
     elementwise("Sin", torch.sin), elementwise("Cos", torch.cos), elementwise("Tan", torch.tan),
     elementwise("Atan", torch.atan), elementwise("Erf", torch.erf), elementwise("Relu", torch.relu),
     elementwise("Tanh", torch.tanh), elementwise("Sigmoid", torch.sigmoid),
+    elementwise("Asin", torch.asin, F32([[-0.7, -0.2, 0.1], [0.3, 0.5, 0.8]])),
+    elementwise("Acos", torch.acos, F32([[-0.7, -0.2, 0.1], [0.3, 0.5, 0.8]])),
+    elementwise("Atanh", torch.atanh, F32([[-0.7, -0.2, 0.1], [0.3, 0.5, 0.8]])),
+    elementwise("Acosh", torch.acosh, F32([[1.2, 1.5, 2.0], [3.0, 4.5, 6.0]])),
+    elementwise("Sinh", torch.sinh), elementwise("Cosh", torch.cosh), elementwise("Asinh", torch.asinh),
+    elementwise("Mish", TF.mish), elementwise("Gelu", TF.gelu),
+    elementwise("Gelu", lambda x: TF.gelu(x, approximate="tanh"), tag="-tanh", approximate="tanh"),
+    elementwise("ThresholdedRelu", lambda x: torch.where(x > 0.5, x, torch.zeros_like(x)),
+                F32([[-1.0, 0.2, 0.7], [1.3, -0.4, 2.0]]), alpha=0.5),
+    elementwise("Shrink", lambda x: TF.hardshrink(x, 0.5), F32([[-1.0, 0.2, 0.7], [1.3, -0.4, 2.0]]), lambd=0.5),
     elementwise("LeakyRelu", lambda x: TF.leaky_relu(x, 0.1), alpha=0.1),
     elementwise("Elu", lambda x: TF.elu(x, 0.7), alpha=0.7), elementwise("Selu", TF.selu),
     elementwise("Celu", lambda x: TF.celu(x, 1.5), fd=False, alpha=1.5), elementwise("Softplus", TF.softplus),

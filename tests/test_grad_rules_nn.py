@@ -149,6 +149,12 @@ POOL = [
     Case("maxpool2d-2out-storage-order1",
          node("MaxPool", n_out=2, kernel_shape=[2, 2], strides=[2, 2], storage_order=1), [(2, 2, 4, 6)],
          lambda x: F.max_pool2d(x, 2, 2), distinct=True),
+    Case("maxpool2d-k2s2-ties", node("MaxPool", kernel_shape=[2, 2], strides=[2, 2]), [], lambda x: F.max_pool2d(x, 2),
+         make=lambda rng: [np.maximum(np.round(rng.standard_normal((2, 3, 6, 8)) * 1.5), 0).astype(np.float32)],
+         fd=False),  # ReLU'd integers: many tied windows; the first maximum gets the gradient, as in torch
+    Case("maxpool2d-k2x3-ties-floor-crop", node("MaxPool", kernel_shape=[2, 3], strides=[2, 3]), [],
+         lambda x: F.max_pool2d(x, (2, 3)), fd=False,
+         make=lambda rng: [np.round(rng.standard_normal((2, 2, 5, 8))).astype(np.float32)]),
     Case("maxpool2d-same-upper", node("MaxPool", kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
          [(1, 2, 5, 6)], lambda x: F.max_pool2d(F.pad(x, [0, 1, 1, 1], value=-np.inf), 3, 2), distinct=True),
     Case("avgpool2d-same-lower", node("AveragePool", kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
@@ -279,6 +285,10 @@ def pad(mode, pads, axes=None, value=None):
 
 
 OTHER = [
+    Case("col2im-s2-dil-pads", lambda c: apply("Col2Im", [c, const([5, 6], np.int64), const([2, 3], np.int64)],
+                                                {"strides": [2, 1], "dilations": [1, 2], "pads": [1, 0, 0, 1]}),
+         [(2, 2 * 6, 3 * 3)], lambda c: F.fold(F.pad(c, [0, 0]), (5, 6), (2, 3), (1, 2), 0, (2, 1)) if False else
+         F.fold(c, (6, 7), (2, 3), (1, 2), 0, (2, 1))[:, :, 1:, :6]),
     Case("einsum-bmm", node("Einsum", equation="bij,bjk->bik"), [(2, 3, 4), (2, 4, 2)],
          lambda a, b: torch.einsum("bij,bjk->bik", a, b)),
     Case("einsum-matvec", node("Einsum", equation="ij,j->i"), [(3, 4), (4,)], lambda a, b: torch.einsum("ij,j->i", a, b)),

@@ -10,7 +10,7 @@ NOT_DIFFERENTIABLE = {(("", op)) for op in (
     "ArgMax", "ArgMin", "IsNaN", "IsInf", "Sign", "Floor", "Ceil", "Round", "NonZero", "ConstantOfShape",
     "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Bernoulli", "Multinomial",
     "OneHot", "EyeLike", "Range", "BitShift", "Mod", "Constant", "BitwiseAnd", "BitwiseOr", "BitwiseXor",
-    "BitwiseNot", "StringNormalizer")}
+    "BitwiseNot", "StringNormalizer", "Hardmax", "Unique", "NonMaxSuppression")}
 
 
 def register(op_type, domain=""):

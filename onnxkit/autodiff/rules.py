@@ -175,6 +175,86 @@ def _atan(node, g):
     return [g[0] / (x * x + 1)]
 
 
+@register("Asin")
+def _asin(node, g):
+    x = _x(node)
+    return [g[0] / ops.sqrt(1.0 - x * x)]
+
+
+@register("Acos")
+def _acos(node, g):
+    x = _x(node)
+    return [-g[0] / ops.sqrt(1.0 - x * x)]
+
+
+@register("Sinh")
+def _sinh(node, g):
+    return [g[0] * ops.cosh(_x(node))]
+
+
+@register("Cosh")
+def _cosh(node, g):
+    return [g[0] * ops.sinh(_x(node))]
+
+
+@register("Asinh")
+def _asinh(node, g):
+    x = _x(node)
+    return [g[0] / ops.sqrt(x * x + 1.0)]
+
+
+@register("Acosh")
+def _acosh(node, g):
+    x = _x(node)
+    return [g[0] / ops.sqrt(x * x - 1.0)]
+
+
+@register("Atanh")
+def _atanh(node, g):
+    x = _x(node)
+    return [g[0] / (1.0 - x * x)]
+
+
+@register("CastLike")
+def _cast_like(node, g):
+    return [ops.cast(g[0], node.inputs[0].dtype), None]
+
+
+@register("ThresholdedRelu")
+def _thresholded_relu(node, g):
+    return [ops.where(ops.gt(_x(node), node.attrs.get("alpha", 1.0)), g[0], const(0.0, g[0].dtype))]
+
+
+@register("Shrink")
+def _shrink(node, g):
+    lambd = node.attrs.get("lambd", 0.5)
+    x = _x(node)
+    return [ops.where(ops.logical_or(ops.lt(x, -lambd), ops.gt(x, lambd)), g[0], const(0.0, g[0].dtype))]
+
+
+@register("Mish")
+def _mish(node, g):
+    """d/dx x tanh(softplus x) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)."""
+    x = _x(node)
+    t = ops.tanh(ops.log(ops.exp(x) + 1.0))
+    return [g[0] * (t + x * ops.sigmoid(x) * (1.0 - t * t))]
+
+
+@register("Gelu")
+def _gelu(node, g):
+    """Opset-20 Gelu (from imported models): exact or tanh approximation, as torch's GELU."""
+    x = _x(node)
+    if node.attrs.get("approximate", "none") == "tanh":
+        c = math.sqrt(2.0 / math.pi)
+        inner = (x + x * x * x * 0.044715) * c
+        t = ops.tanh(inner)
+        d_inner = (x * x * 3 * 0.044715 + 1.0) * c
+        return [g[0] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner)]
+    cdf = (ops.erf(x * (1.0 / math.sqrt(2.0))) + 1.0) * 0.5
+    pdf = ops.exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
+    return [g[0] * (cdf + x * pdf)]
+
+
 @register("Erf")
 def _erf(node, g):
     x = _x(node)

@@ -153,6 +153,31 @@ def _prefer_transpose(group, strides, kernel, channels):
     return any(s > 1 for s in strides) or math.prod(kernel) > 9 or channels < 16
 
 
+_COL2IM_MAX = 65536  # largest per-image column matrix (C*kh*kw x OH*OW elements) of the Col2Im input gradient
+
+
+def _col2im_fits(gy, w, x_sp, group):
+    """MatMul + Col2Im replaces ConvTranspose for float32 2-D convs whose per-image column matrix is small:
+    one batched MatMul instead of onnxruntime's per-image GEMM loop, and no slowdown from spinning threads.
+    Measured (bench/conv_grad_formulations.py; ms, spinning on/off): LeNet conv2 64x16x10x10 -> 6x14x14
+    0.56/0.59 vs ConvTranspose 1.14/0.55; 32x64x8x8 -> 32x16x16 stride 2: 0.88/0.74 vs 0.98/1.02; above
+    ~64K elements per image (e.g. 16x32x24x24 -> 32x28x28, 5x5) ConvTranspose is faster. onnxruntime's
+    Col2Im has no float64 kernel."""
+    dims = tuple(w._shape[1:]) + tuple(gy._shape[2:]) + tuple(x_sp)
+    return group == 1 and len(x_sp) == 2 and gy.dtype == np.float32 and all(isinstance(d, int) for d in dims) \
+        and math.prod(w._shape[1:]) * math.prod(gy._shape[2:]) <= _COL2IM_MAX
+
+
+def _col2im_input_grad(gy, w, x_sp, strides, dilations, pb, pe):
+    """dL/dx as the columns W^T @ gy (one MatMul over the batch) folded back by Col2Im with the conv's
+    geometry (strides, dilations, pads: the output_padding case needs nothing extra)."""
+    m, kernel = w._shape[0], list(w._shape[2:])
+    cols = ops.matmul(ops.t(ops.reshape(w, m, -1)), ops.reshape(gy, gy.shape[0], m, -1))
+    return apply("Col2Im", [cols, const(list(x_sp), np.int64), const(kernel, np.int64)],
+                 {"strides": strides, "dilations": dilations, "pads": list(pb) + list(pe)},
+                 types=[(gy.dtype, (gy._shape[0], w._shape[1]) + tuple(x_sp))])
+
+
 def _zero_insert(t, axis, s):
     """s-1 zeros after every element along `axis` (length O -> O*s): Unsqueeze + Pad + Reshape."""
     r = len(t._shape)
@@ -176,6 +201,8 @@ def _conv_input_grad(gy, w, x_sp, strides, dilations, pb, pe, group, node):
     else:
         rem = [0] * nsp
     if _prefer_transpose(group, strides, kernel, w._shape[0]):
+        if _col2im_fits(gy, w, x_sp, group):
+            return _col2im_input_grad(gy, w, x_sp, strides, dilations, pb, pe)
         return apply("ConvTranspose", [gy, w], {"strides": strides, "dilations": dilations, "pads": list(pb) + list(pe),
                                                 "output_padding": rem if any(rem) else None})
     z = gy
@@ -247,6 +274,22 @@ def _conv_transpose(node, g):
     return [_checked(gx, x, node, "input"), _checked(gw, w, node, "weight"), gb]
 
 
+@register("Col2Im")
+def _col2im(node, g):
+    """The adjoint of Col2Im is im2col: a grouped Conv of g with one-hot (identity) kernels, one group per
+    image channel, with Col2Im's strides, dilations and pads. (Col2Im appears in Conv input gradients, so
+    this makes them differentiable again.)"""
+    cols = node.inputs[0]
+    block = [int(v) for v in _values(node.inputs[2], "block_shape", node)]
+    k = math.prod(block)
+    c = _static(cols._shape[1:2], "column count", node)[0] // k
+    n = len(block)
+    eye = np.tile(np.eye(k).reshape(k, 1, *block), (c, 1) + (1,) * n)
+    attrs = {a: node.attrs.get(a) for a in ("strides", "dilations", "pads")}
+    gc = apply("Conv", [g[0], const(eye, g[0].dtype)], dict(attrs, group=c if c != 1 else None))
+    return [ops.reshape(gc, g[0].shape[0], c * k, -1), None, None]
+
+
 # ----- pooling -------------------------------------------------------------------------------
 def _pool_geometry(node):
     """Static pool geometry with the end padding `pe` adjusted so a floor-mode Conv over the input
@@ -273,10 +316,63 @@ def _window_sum_t(g, x, geo):
     return ops.reshape(gx, *x.shape)
 
 
+_ROW_BLOCK_MAX = 128  # widest kh*W row block of the tiling max-pool gradient (its MatMul costs numel*2*kh*W)
+
+
+def _tiling_windows(node):
+    """(kh, kw, out_h, out_w) when a 2-D MaxPool's windows tile the input without overlap (kernel = stride,
+    no padding or dilation, the row block kh*W at most _ROW_BLOCK_MAX wide); None otherwise."""
+    x, y = node.inputs[0], node.outputs[0]
+    if x._shape is None or len(x._shape) != 4 or y._shape is None:
+        return None
+    kernel = list(node.attrs["kernel_shape"])
+    dims = x._shape[2:] + y._shape[2:]
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    strides, dilations, pb, pe = _geometry(node, x._shape[2:], kernel)
+    (h, w), (oh, ow), (kh, kw) = x._shape[2:], y._shape[2:], kernel
+    if strides != kernel or any(d != 1 for d in dilations) or any(pb) or any(pe) \
+            or oh * kh > h or ow * kw > w or kh * w > _ROW_BLOCK_MAX:
+        return None
+    return kh, kw, oh, ow
+
+
+def _window_matrices(kh, kw, ow, dtype):
+    """For a row block (kh image rows side by side, length kh*W with W = ow*kw): `spread` (ow, kh*W) copies
+    a pooled value to its window's kh*kw places; `first` (kh*W, kh*W) = I - [i comes before j in j's window,
+    row-major], so Relu(equal @ first) is 1 exactly at each window's first maximum."""
+    r, col = np.divmod(np.arange(kh * ow * kw), ow * kw)
+    win = col // kw
+    spread = np.arange(ow)[:, None] == win[None, :]
+    same = win[:, None] == win[None, :]
+    before = (r[:, None] < r[None, :]) | ((r[:, None] == r[None, :]) & (col[:, None] < col[None, :]))
+    return const(spread.astype(dtype), dtype), const(np.eye(len(r)) - (same & before), dtype)
+
+
+def _max_pool_tiling(node, g, kh, kw, oh, ow):
+    """Non-overlapping windows, no Indices or scatter: x seen as row blocks (N, C, oh, kh*W); y and g spread
+    to their windows by MatMul with a 0/1 matrix; the first maximum of each window (torch's choice on ties)
+    is Relu(Equal(x, spread y) @ (I - earlier)). gx = first * spread g; rows and columns no window covers
+    (floor mode) get zeros. ~2x faster than MaxPool Indices + ScatterElements at LeNet sizes
+    (bench/conv_grad_formulations.py). Non-finite pooled values make their row block's gradient NaN/0."""
+    x, y = node.inputs[0], node.outputs[0]
+    unused = [d - o * k for d, o, k in zip(x._shape[2:], (oh, ow), (kh, kw))]
+    n, c = x.shape[:2]
+    spread, first = _window_matrices(kh, kw, ow, x.dtype)
+    rows = ops.reshape(_pad_crop(x, [0, 0], [-u for u in unused]), n, c, oh, kh * ow * kw)
+    hit = ops.cast(ops.eq(rows, ops.matmul(y, spread)), x.dtype)
+    gx = ops.relu(ops.matmul(hit, first)) * ops.matmul(g, spread)
+    return _pad_crop(ops.reshape(gx, n, c, oh * kh, ow * kw), [0, 0], unused)
+
+
 @register("MaxPool")
 def _max_pool(node, g):
-    """ScatterElements(add) of g into flat zeros at MaxPool's Indices (re-emitted with 2 outputs if needed)."""
+    """Tiling 2-D windows: MatMul spreads + first-max mask (_max_pool_tiling). Otherwise ScatterElements(add)
+    of g into flat zeros at MaxPool's Indices (re-emitted with 2 outputs if needed)."""
     x = node.inputs[0]
+    tiling = _tiling_windows(node) if g[0] is not None else None
+    if tiling is not None:
+        return [_max_pool_tiling(node, g[0], *tiling)]
     if node.n_out >= 2 and node.attrs.get("storage_order", 0) == 0:
         idx = node.outputs[1]
     else:
