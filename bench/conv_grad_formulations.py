@@ -2,19 +2,22 @@
 against torch's own kernels (aten.convolution_backward / max_pool2d_with_indices(_backward)).
 
 Every candidate is a tiny ONNX graph with static shapes (batch 64). In one process, 2 threads both
-(onnxruntime: 2 intra-op threads, spinning off; torch.set_num_threads(2)), each repeat times every
-candidate for --steps runs in turn (interleaved), and the median of all runs is printed. Each
-candidate is first checked against numpy (pool candidates on inputs with many ties, so "the first
-max of a window gets the gradient", as in torch, is verified).
+(onnxruntime: 2 intra-op threads, one session with spinning on -- the Trainer's default -- and one with
+it off; torch.set_num_threads(2)), each repeat times every candidate for --steps runs in turn
+(interleaved, 10 ms pauses so spinning threads park), and the median of all runs is printed. Each
+candidate is first checked against numpy (pool candidates on ReLU'd integer inputs with many ties, so
+"the first maximum of a window gets the gradient", as in torch, is verified).
 
     python bench/conv_grad_formulations.py [--steps 20] [--repeats 15]
 
-The table chose the formulations in onnxkit/autodiff/rules_nn.py (see the notes there)."""
+What onnxkit/autodiff/rules_nn.py took from the table: the row-pairs MatMul max-pool gradient (tiling
+windows), MatMul + Col2Im for small strided/5x5 input gradients (ConvTranspose slows down badly with
+spinning threads), and the swapped weight-gradient Conv split in 2 row groups when it has one input
+channel (a batch-1 Conv runs on one thread). The swapped Conv stays for conv2's weight gradient."""
 import argparse
 import time
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
@@ -114,34 +117,19 @@ def wgrad_im2col_gemm(x, gy, k, p):
     return g, g.op("Reshape", [y, g.c([gy.shape[1], x.shape[1], k, k])])
 
 
-def wgrad_im2col_bmm(x, gy, k, p):
-    """im2col per sample (N, C*k*k, OH*OW) from Slices of x, batched MatMul with Transpose(gy), ReduceSum."""
-    g = G()
-    c, h = x.shape[1], x.shape[2]
-    m = gy.shape[1]
-    oh = h + 2 * p - k + 1
-    xp = g.op("Pad", ["x", g.c([0, 0, p, p, 0, 0, p, p])]) if p else "x"
-    parts = [g.op("Unsqueeze", [g.op("Slice", [xp, g.c([i, j]), g.c([i + oh, j + oh]), g.c([2, 3])]), g.c([2])])
-             for i in range(k) for j in range(k)]
-    cols = g.op("Reshape", [g.op("Concat", parts, axis=2), g.c([N, c * k * k, -1])])
-    gt = g.op("Transpose", [g.op("Reshape", ["gy", g.c([N, m, -1])])], perm=[0, 2, 1])
-    y = g.op("ReduceSum", [g.op("MatMul", [cols, gt]), g.c([0])], keepdims=0)  # (C*k*k, M)
-    return g, g.op("Transpose", [g.op("Reshape", [y, g.c([c, k, k, m])])], perm=[3, 0, 1, 2])
-
-
 def wgrad_swapped_rows2(x, gy, k, p):
-    """The swapped Conv with the output rows split in two halves as 2 groups (so a batch-1 Conv runs on
-    2 threads), the halves summed."""
+    """The swapped Conv with gy's rows split in two halves run as 2 groups (a batch-1 Conv runs on one
+    thread; 2 groups run on 2): x's overlapping row ranges Concat'ed on the channel axis, gy's halves by one
+    Transpose, the 2 group outputs summed. (onnxkit's rule for 1-input-channel convs.)"""
     g = G()
-    oh, m, c = gy.shape[2], gy.shape[1], x.shape[1]
+    oh, ow, m, c = gy.shape[2], gy.shape[3], gy.shape[1], x.shape[1]
     a = oh // 2
     xp = g.op("Pad", ["x", g.c([0, 0, p, p, 0, 0, p, p])]) if p else "x"
     xs = g.op("Transpose", [xp], perm=[1, 0, 2, 3])
-    gs = g.op("Transpose", ["gy"], perm=[1, 0, 2, 3])
     rows = lambda t, lo, hi: g.op("Slice", [t, g.c([lo]), g.c([hi]), g.c([2])])
     xs2 = g.op("Concat", [rows(xs, 0, a + k - 1), rows(xs, a, oh + k - 1)], axis=1)
-    gs2 = g.op("Concat", [rows(gs, 0, a), rows(gs, a, oh)], axis=0)
-    y = g.op("Conv", [xs2, gs2], group=2)  # (C, 2M, k, k)
+    gs2 = g.op("Transpose", [g.op("Reshape", ["gy", g.c([N, m, 2, a, ow])])], perm=[2, 1, 0, 3, 4])
+    y = g.op("Conv", [xs2, g.op("Reshape", [gs2, g.c([2 * m, N, a, ow])])], group=2)  # (C, 2M, k, k)
     y = g.op("ReduceSum", [g.op("Reshape", [y, g.c([c, 2, m, k, k])]), g.c([1])], keepdims=0)
     return g, g.op("Transpose", [y], perm=[1, 0, 2, 3])
 
@@ -166,6 +154,16 @@ def igrad_flipped(gy, w, H):
     return g, g.op("Conv", ["gy", wf], pads=[k - 1] * 4)
 
 
+def igrad_col2im(gy, w, H):
+    """cols = MatMul(Transpose(w) as (C*k*k, M), gy as (N, M, OH*OW)) for all images at once, then Col2Im.
+    (onnxkit's rule for small per-image column matrices.)"""
+    g = G()
+    m, c, k, _ = w.shape
+    wt = g.op("Transpose", [g.op("Reshape", ["w", g.c([m, c * k * k])])], perm=[1, 0])
+    cols = g.op("MatMul", [wt, g.op("Reshape", ["gy", g.c([N, m, -1])])])
+    return g, g.op("Col2Im", [cols, g.c([H, H]), g.c([k, k])])
+
+
 def igrad_stacked(gy, w, H):
     """ConvTranspose of one image: the batch stacked along H with k-1 zero rows after each image (so
     their outputs do not overlap), Transposes in and out."""
@@ -179,8 +177,8 @@ def igrad_stacked(gy, w, H):
 
 
 _BIG = np.iinfo(np.int64).max
-IGRAD = {"ConvTranspose": igrad_convtranspose, "ConvTranspose, batch stacked along H": igrad_stacked,
-         "flipped Conv": igrad_flipped}
+IGRAD = {"ConvTranspose": igrad_convtranspose, "MatMul + Col2Im": igrad_col2im,
+         "ConvTranspose, batch stacked along H": igrad_stacked, "flipped Conv": igrad_flipped}
 
 
 # ----- max pool 2x2 / stride 2 forward + backward: x (N, C, H, W), g (N, C, H/2, W/2) -> (y, gx) --------

@@ -105,6 +105,9 @@ CONV = [
     conv_case("conv2d-depthwise", 3, 3, (3, 3), (5, 5), [1, 1], [1, 1, 1, 1], g=3),
     conv_case("conv2d-depthwise-s2", 2, 4, (2, 2), (5, 5), [2, 2], [0, 1, 0, 1], g=2),
     conv_case("conv2d-16ch-flipped", 16, 16, (3, 3), (4, 4), [1, 1], [1, 1, 1, 1], wrt=[0]),
+    conv_case("conv2d-1ch-p2-row-halves", 1, 3, (5, 5), (8, 8), [1, 1], [2, 2, 2, 2]),  # LeNet conv1's W path
+    conv_case("conv2d-1ch-s2-dil2-odd-rows", 1, 2, (3, 2), (11, 8), [2, 1], [1, 0, 1, 0], d=[2, 1]),
+    conv_case("conv2d-1ch-asym-pads", 1, 2, (3, 3), (6, 7), [1, 2], [2, 0, 0, 1]),
     conv_case("conv1d-s3-pad-gt-kernel", 1, 2, (2,), (7,), [3], [3, 2], bias=False),
     conv_case("conv1d-s2-dil2", 3, 2, (3,), (9,), [2], [2, 2], d=[2]),
     conv_case("conv3d-s2", 2, 2, (2, 2, 2), (4, 5, 4), [2, 1, 2], [1, 0, 1, 1, 0, 1]),
@@ -114,6 +117,7 @@ CONV = [
     conv_t_case("convT2d-s2-dil2", 2, 2, (2, 3), (3, 4), [2, 3], [0, 1, 0, 1], [1, 2], d=[2, 1]),
     conv_t_case("convT2d-asym", 2, 2, (3, 3), (3, 3), [2, 1], [1, 0, 0, 1], [0, 0]),
     conv_t_case("convT2d-groups2", 4, 6, (3, 3), (4, 4), [2, 2], [1, 1, 1, 1], [1, 0], g=2, fd=False),
+    conv_t_case("convT2d-1out-s2", 2, 1, (3, 3), (4, 3), [2, 2], [1, 1, 1, 1], [1, 0]),
     conv_t_case("convT1d-s3", 2, 3, (4,), (5,), [3], [1, 1], [2]),
     conv_t_case("convT3d-s2", 2, 2, (2, 2, 2), (3, 2, 3), [2, 1, 2], [0, 0, 1, 0, 0, 1], [1, 0, 1]),
 ]
@@ -287,8 +291,7 @@ def pad(mode, pads, axes=None, value=None):
 OTHER = [
     Case("col2im-s2-dil-pads", lambda c: apply("Col2Im", [c, const([5, 6], np.int64), const([2, 3], np.int64)],
                                                 {"strides": [2, 1], "dilations": [1, 2], "pads": [1, 0, 0, 1]}),
-         [(2, 2 * 6, 3 * 3)], lambda c: F.fold(F.pad(c, [0, 0]), (5, 6), (2, 3), (1, 2), 0, (2, 1)) if False else
-         F.fold(c, (6, 7), (2, 3), (1, 2), 0, (2, 1))[:, :, 1:, :6]),
+         [(2, 2 * 6, 3 * 3)], lambda c: F.fold(c, (6, 7), (2, 3), (1, 2), 0, (2, 1))[:, :, 1:, :6]),  # pads cropped
     Case("einsum-bmm", node("Einsum", equation="bij,bjk->bik"), [(2, 3, 4), (2, 4, 2)],
          lambda a, b: torch.einsum("bij,bjk->bik", a, b)),
     Case("einsum-matvec", node("Einsum", equation="ij,j->i"), [(3, 4), (4,)], lambda a, b: torch.einsum("ij,j->i", a, b)),

@@ -159,7 +159,8 @@ def test_external_changes_to_parameters_are_used_by_the_next_step():
     assert tr.step(x, y) == pytest.approx(expected, rel=1e-6)
 
 
-def test_fit_history_progress_and_seeded_shuffling(capsys):
+def test_fit_history_progress_and_seeded_shuffling(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # the bar is drawn on terminals only
     x, y = data(64, classes=3)
     vx, vy = data(20, seed=5, classes=3)
     histories = []
@@ -169,11 +170,20 @@ def test_fit_history_progress_and_seeded_shuffling(capsys):
         histories.append(tr.fit(x, y, epochs=3, batch_size=16, validation=(vx, vy)))
     err = capsys.readouterr().err
     assert "epoch 3 [" in err and "epoch 3: loss" in err and "val_accuracy" in err
+
     h = histories[0]
     assert sorted(h) == ["loss", "val_accuracy", "val_loss"] and all(len(v) == 3 for v in h.values())
     assert histories[0] == histories[1], "the same seed shuffles the same way"
     assert histories[0]["loss"] != histories[2]["loss"]
     assert 0.0 <= h["val_accuracy"][-1] <= 1.0
+
+
+def test_fit_off_a_terminal_prints_epoch_lines_only(capsys):
+    x, y = data(32, classes=3)
+    _, om = pair()
+    ok.Trainer(om, nn.CrossEntropyLoss(), optim.SGD(om.parameters(), lr=0.1)).fit(x, y, epochs=2, batch_size=8)
+    err = capsys.readouterr().err
+    assert "epoch 2: loss" in err and "[" not in err
 
 
 def test_evaluate_matches_the_eager_model():

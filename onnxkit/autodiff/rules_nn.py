@@ -2,7 +2,8 @@
 
 Every rule is written with the Tensor API, so the gradient graph is differentiable again. Shapes
 that decide the geometry (spatial sizes, kernels, channels) must be static; batch dims may be
-symbolic. Formulations follow ../shared/PERF_NOTES.md where it names a fast one."""
+symbolic. Formulations follow ../shared/PERF_NOTES.md where it names a fast one; the conv and max-pool
+choices are timed in bench/conv_grad_formulations.py."""
 import math
 
 import numpy as np
@@ -130,6 +131,8 @@ def _conv_weight_grad(x, gy, kernel, strides, dilations, pb, pe, group):
         if any(crop):
             x = _pad_crop(x, [0] * nsp, [-c for c in crop])
     c = x._shape[1]
+    if group == 1 and c == 1 and nsp == 2 and all(isinstance(d, int) for d in x_sp + y_sp) and y_sp[0] > 1:
+        return _weight_grad_row_halves(x, gy, kernel, strides, dilations, pb, pe)
     if group == 1:
         xs = ops.transpose(x, 0, 1)
     else:
@@ -142,6 +145,28 @@ def _conv_weight_grad(x, gy, kernel, strides, dilations, pb, pe, group):
     if gw._shape is None or tuple(gw._shape[2:]) != tuple(kernel):
         gw = _slice(gw, list(range(2, 2 + nsp)), [0] * nsp, list(kernel))
     return ops.transpose(gw, 0, 1)
+
+
+def _weight_grad_row_halves(x, gy, kernel, strides, dilations, pb, pe):
+    """_conv_weight_grad for one input channel (2-D, group 1), where the swapped Conv has a single batch
+    item and onnxruntime runs it on one thread: the output rows split in two halves (gy zero-padded to
+    an even count), each half's x rows stacked on the channel axis, one Conv with group=2, halves summed.
+    LeNet conv1 (64x1x28x28, 5x5, pad 2): 0.71 vs 0.86 ms alone (bench/conv_grad_formulations.py), and
+    the LeNet training step 4.40 -> 4.13 ms."""
+    (s, sw), (d, dw), (k, kw) = strides, dilations, kernel
+    oh = gy._shape[2]
+    a = -(-oh // 2)
+    gy = _pad_crop(gy, [0, 0], [2 * a - oh, 0])
+    rows = (a - 1) * s + d * (k - 1) + 1  # x rows one half of gy's rows reads
+    xp = _pad_crop(x, [pb[0], pb[1]], [max(pe[0], a * s + rows - x._shape[2] - pb[0]), pe[1]])
+    xs = ops.transpose(xp, 0, 1)
+    xs2 = ops.cat([_slice(xs, [2], [0], [rows]), _slice(xs, [2], [a * s], [a * s + rows])], 1)
+    n, m, ow = gy.shape[0], gy._shape[1], gy._shape[3]
+    gs2 = ops.reshape(ops.permute(ops.reshape(gy, n, m, 2, a, ow), 2, 1, 0, 3, 4), 2 * m, n, a, ow)  # halves, M, N
+    gw = apply("Conv", [xs2, gs2], {"strides": [d, dw], "dilations": [s, sw], "group": 2})
+    if tuple(gw._shape[2:]) != (k, kw):
+        gw = _slice(gw, [2, 3], [0, 0], [k, kw])
+    return ops.sum(ops.reshape(gw, 2, m, 1, k, kw), [0])
 
 
 def _prefer_transpose(group, strides, kernel, channels):
@@ -158,11 +183,11 @@ _COL2IM_MAX = 65536  # largest per-image column matrix (C*kh*kw x OH*OW elements
 
 def _col2im_fits(gy, w, x_sp, group):
     """MatMul + Col2Im replaces ConvTranspose for float32 2-D convs whose per-image column matrix is small:
-    one batched MatMul instead of onnxruntime's per-image GEMM loop, and no slowdown from spinning threads.
-    Measured (bench/conv_grad_formulations.py; ms, spinning on/off): LeNet conv2 64x16x10x10 -> 6x14x14
-    0.56/0.59 vs ConvTranspose 1.14/0.55; 32x64x8x8 -> 32x16x16 stride 2: 0.88/0.74 vs 0.98/1.02; above
-    ~64K elements per image (e.g. 16x32x24x24 -> 32x28x28, 5x5) ConvTranspose is faster. onnxruntime's
-    Col2Im has no float64 kernel."""
+    one batched MatMul instead of onnxruntime's per-image GEMM loop, which slows down ~2x with spinning
+    threads. Measured (ms, spinning on/off; bench/conv_grad_formulations.py): LeNet conv2 64x16x10x10 ->
+    6x14x14 0.45/0.55 vs ConvTranspose 1.13/0.56; 32x64x8x8 -> 32x16x16 stride 2: 0.88/0.74 vs 0.98/1.02.
+    At 16x32x24x24 -> 32x28x28, 5x5 (460K elements per image) ConvTranspose wins with spinning (3.2 vs
+    4.2). onnxruntime's Col2Im has no float64 kernel."""
     dims = tuple(w._shape[1:]) + tuple(gy._shape[2:]) + tuple(x_sp)
     return group == 1 and len(x_sp) == 2 and gy.dtype == np.float32 and all(isinstance(d, int) for d in dims) \
         and math.prod(w._shape[1:]) * math.prod(gy._shape[2:]) <= _COL2IM_MAX
@@ -238,7 +263,8 @@ def _checked(grad, like, node, what):
 
 @register("Conv")
 def _conv(node, g):
-    """x: ConvTranspose with the forward weight (or a flipped Conv); W: swapped grouped Conv; B: sum."""
+    """x: MatMul + Col2Im or ConvTranspose with the forward weight, or a flipped Conv; W: swapped grouped Conv
+    (split in 2 row groups for one input channel); B: sum."""
     x, w = node.inputs[:2]
     kernel = _static(w._shape[2:], "kernel sizes", node)
     group = node.attrs.get("group", 1)
