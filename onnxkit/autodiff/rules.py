@@ -293,7 +293,9 @@ def _where(node, g):
 # ----- activations that are single ONNX ops ---------------------------------------------------
 @register("Relu")
 def _relu(node, g):
-    return [ops.where(ops.gt(_x(node), 0.0), g[0], const(0.0, g[0].dtype))]
+    """g * (x > 0) as Mul(Cast(Greater)): onnxruntime's Where is ~2x slower on conv-sized tensors
+    (bench: 314 vs 160 us at 64x6x28x28). Unlike torch, a non-finite g where x <= 0 gives NaN, not 0."""
+    return [g[0] * ops.cast(ops.gt(_x(node), 0.0), g[0].dtype)]
 
 
 @register("Tanh")
