@@ -46,9 +46,9 @@ def _expand_back(node, g):
         axes = list(range(len(x._shape)))
     if not node.attrs.get("keepdims", 1) and axes and g._shape != ():  # a scalar broadcasts as is
         g = ops.unsqueeze(g, axes)
-    if all(isinstance(d, int) for d in x._shape):  # static shape: skip the Dim machinery (hot path)
-        return _like("Expand", [g, const(x._shape, np.int64)], x, g.dtype)
-    return ops.expand(g, x.shape)
+    shape = const(x._shape, np.int64) if all(isinstance(d, int) for d in x._shape) else \
+        apply("Shape", [x], types=[(np.dtype(np.int64), (len(x._shape),))])  # symbolic: one Shape node
+    return _like("Expand", [g, shape], x, g.dtype)
 
 
 def _out_keep(node):
@@ -76,6 +76,8 @@ def _sub(node, g):
 @register("Mul")
 def _mul(node, g):
     a, b = node.inputs
+    if a is b:  # x * x: one product instead of two summed by the engine
+        return [g[0] * (a * 2.0), None]
     return [g[0] * b if _needs(node, 0) else None, g[0] * a if _needs(node, 1) else None]
 
 
@@ -467,7 +469,12 @@ def _reduce_mean(node, g):
     n = 1
     for a in (range(len(x._shape)) if axes is None else axes):
         n = n * x.shape[a]
-    scale = (1.0 / n) if isinstance(n, int) else ops.squeeze(ops.reciprocal(ops.cast(n.tensor(), g[0].dtype)), 0)
+    if isinstance(n, int):
+        scale = 1.0 / n
+    elif axes is None or len(axes) == len(x._shape):  # a full mean over symbolic dims: Size is one node
+        scale = ops.reciprocal(ops.cast(apply("Size", [x], types=[(np.dtype(np.int64), ())]), g[0].dtype))
+    else:
+        scale = ops.squeeze(ops.reciprocal(ops.cast(n.tensor(), g[0].dtype)), 0)
     return [_expand_back(node, g[0] * scale), None]
 
 
