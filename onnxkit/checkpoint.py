@@ -10,7 +10,7 @@ _KEY = "onnxkit"
 
 
 def _jsonable(v):
-    """numpy scalars and arrays, tuples and Counters in optimizer and scheduler state as JSON values."""
+    """json.dumps' fallback for the numpy scalars and arrays in optimizer and scheduler state."""
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, np.ndarray):

@@ -1,5 +1,6 @@
 """The `onnx-run` command line: inspect and run ONNX models. Bad input prints one line and
 exits 2; --debug shows the traceback."""
+import os
 import sys
 
 import click
@@ -7,6 +8,8 @@ import numpy as np
 
 
 class _Group(click.Group):
+    """Turns any error into one `error: ...` line and exit code 2 (unless --debug)."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -37,6 +40,7 @@ def version():
 
 
 def _parse_feed(spec):
+    """NAME=FILE.npy -> (name, array); never unpickles."""
     if "=" not in spec:
         raise click.BadParameter(f"--input expects NAME=FILE.npy, got {spec!r}")
     name, path = spec.split("=", 1)
@@ -52,12 +56,10 @@ def _parse_feed(spec):
 @click.option("--seed", default=0, show_default=True)
 def run(model, inputs, batch, device, save_dir, seed):
     """Run MODEL once and print each output's shape, dtype and summary statistics."""
-    import os
-    from .runtime import Session
+    from .runtime import Session, _ORT_TYPES
     sess = Session(model, device=device)
     feeds = dict(_parse_feed(s) for s in inputs)
     rng = np.random.default_rng(seed)
-    from .runtime import _ORT_TYPES
     for name, typ, shape in sess.inputs:
         if name in feeds:
             continue
@@ -67,8 +69,8 @@ def run(model, inputs, batch, device, save_dir, seed):
     out = sess.run(feeds)
     click.echo(f"ran {os.path.basename(model)} on {sess.device}")
     for name, v in out.items():
-        stats = f" mean={v.mean():.6g} min={v.min():.6g} max={v.max():.6g}" if v.size and v.dtype.kind == "f" else ""
-        click.echo(f"  {name}: shape={tuple(v.shape)} dtype={v.dtype}{stats}")
+        summary = f" mean={v.mean():.6g} min={v.min():.6g} max={v.max():.6g}" if v.size and v.dtype.kind == "f" else ""
+        click.echo(f"  {name}: shape={tuple(v.shape)} dtype={v.dtype}{summary}")
         if save_dir:
             os.makedirs(save_dir, exist_ok=True)
             np.save(os.path.join(save_dir, f"{name}.npy"), v)

@@ -30,6 +30,7 @@ def onnx_run_command():
 
 
 def main(argv=None):
+    """Run the demo (command-line arguments `argv`); returns the exported model's test accuracy."""
     ap = argparse.ArgumentParser(prog="python -m onnxkit.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["lenet", "mlp"], default="lenet")
     ap.add_argument("--epochs", type=int, default=8)

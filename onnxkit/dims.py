@@ -23,6 +23,7 @@ def monomial(d):
 
 
 def from_monomial(coef, syms):
+    """The canonical name of coef * (product of syms): an int, 'N' or '4*N*T'."""
     if not syms:
         return coef
     names = "*".join(sorted(syms.elements()))
@@ -82,7 +83,7 @@ class Dim:
         its value is computed from the operands' values."""
         if not isinstance(other, (int, Dim)):
             return NotImplemented
-        if isinstance(other, int) and ((sym in "+-" and other == 0) or (sym in ("*", "//") and other == 1 and not swap)):
+        if isinstance(other, int) and other == _IDENTITY[sym] and (sym in "+*" or not swap):  # N+0, 1*N, N//1
             return self
         a, b = (other, self) if swap else (self, other)
         name = dim_product([_key(a), _key(b)]) if sym == "*" else None
@@ -103,6 +104,9 @@ class Dim:
         raise TypeError(f"symbolic dim {self.name!r} has no concrete value at build time")
 
 
+_IDENTITY = {"+": 0, "-": 0, "*": 1, "//": 1}  # the right operand that leaves a dim unchanged
+
+
 def _key(d):
     return d.name if isinstance(d, Dim) else d
 
@@ -112,5 +116,6 @@ def _as_tensor(d):
     return d.tensor() if isinstance(d, Dim) else const([d], "int64")
 
 
-def is_static(shape):
-    return shape is not None and all(isinstance(d, int) for d in shape)
+def format_shape(shape):
+    """A shape for error messages, written like a Python tuple: (N, 3), (3,), ()."""
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -1,6 +1,5 @@
 """Turn part of the Tensor DAG into an onnx.ModelProto: topological order, names, structure key."""
 import numpy as np
-import onnx
 from onnx import helper, numpy_helper
 
 from . import dtypes
@@ -10,12 +9,15 @@ IR_VERSION = 10
 
 
 def make_attr(name, value):
+    """An AttributeProto from a Python value (numpy arrays become tensor attributes)."""
     if isinstance(value, np.ndarray):
         value = numpy_helper.from_array(value)
     return helper.make_attribute(name, value)
 
 
 def _deps(node):
+    """What a node reads: its inputs, the outer-scope values of its subgraphs, and for an
+    autodiff.Function output the Function's arguments (so the backward walk reaches them)."""
     deps = [t for t in node.inputs if t is not None]
     if node.outer:
         deps.extend(node.outer.values())
@@ -121,13 +123,15 @@ def build_model(outputs, output_names=None, input_leaves=(), fed=None, opset=OPS
     out_names = [output_names[i] if output_names else f"output_{i}" for i in range(len(outputs))]
     aliases = []  # (source tensor, output name) needing an Identity: leaves and repeated outputs
     for t, want in zip(outputs, out_names):
+        if want in used:
+            raise ValueError(f"output name {want!r} is already taken by a graph input, an initializer or "
+                             "another output; pass distinct output_names")
+        used.add(want)
         if t.node is not None and id(t) not in names and not (cut_evaluated and t._value is not None):
             names[id(t)] = want
-            used.add(want)
         else:
-            used.add(want)
             aliases.append((t, want))
-    protos, domains = [], {}
+    protos, domains = [], set()
     for n in nodes:
         if n.outer:  # subgraphs read outer-scope values by their original names
             for oname, t in n.outer.items():
@@ -143,11 +147,11 @@ def build_model(outputs, output_names=None, input_leaves=(), fed=None, opset=OPS
         p.attribute.extend(make_attr(k, v) for k, v in n.attrs.items())
         protos.append(p)
         if n.domain:
-            domains[n.domain] = domains.get(n.domain, 1)
+            domains.add(n.domain)
     for t, want in aliases:
         protos.append(helper.make_node("Identity", [names[id(t)]], [want], name=unique(f"{want}/Identity")))
     outs = [_value_info(want, t, declare_output_shapes) for t, want in zip(outputs, out_names)]
     graph = helper.make_graph(protos, graph_name, inputs, outs, inits)
-    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in domains.items()]
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in sorted(domains)]
     model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxkit")
     return model, fed_names

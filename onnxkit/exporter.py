@@ -3,15 +3,17 @@ import os
 
 import numpy as np
 import onnx
+from onnx import helper
 
 from .emit import build_model
 from .tensor import Tensor, Input, no_grad, OPSET
 
-_TWO_GB = 2 ** 31
+_PROTO_LIMIT = 2 ** 31 - 2 ** 26  # protobuf's 2 GB limit, less headroom for the graph itself
 
 
 def _as_inputs(inputs):
-    if isinstance(inputs, Tensor) or isinstance(inputs, np.ndarray):
+    """Export inputs as symbolic Inputs: Inputs pass, arrays and value Tensors give static ones."""
+    if isinstance(inputs, (Tensor, np.ndarray)):
         inputs = [inputs]
     out = []
     for i, x in enumerate(inputs):
@@ -22,6 +24,10 @@ def _as_inputs(inputs):
             out.append(Input(f"input_{i}" if len(inputs) > 1 else "input", arr.shape, arr.dtype))
         else:
             raise TypeError(f"export inputs must be ok.Input(...) or arrays, got {type(x).__name__} at position {i}")
+    names = [x.name for x in out]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"export: input name(s) {repeated} are used more than once; give each Input its own name")
     return out
 
 
@@ -65,7 +71,8 @@ def export(module_or_fn, inputs, path=None, opset=OPSET, training=False, output_
     if len(output_names) != len(outs):
         raise ValueError(f"output_names has {len(output_names)} names for {len(outs)} outputs")
     model, _ = build_model(outs, output_names=output_names, graph_name=type(module_or_fn).__name__)
-    missing = [i.name for i in inputs if i.name not in {x.name for x in model.graph.input}]
+    declared = {x.name for x in model.graph.input}
+    missing = [i.name for i in inputs if i.name not in declared]
     if missing:
         raise ValueError(f"export: the outputs do not depend on input(s) {missing}")
     order = {i.name: k for k, i in enumerate(inputs)}
@@ -76,7 +83,7 @@ def export(module_or_fn, inputs, path=None, opset=OPSET, training=False, output_
         from onnx import version_converter
         model = version_converter.convert_version(model, opset)
         model.ir_version = min(model.ir_version, 10)
-    large = sum(np.asarray(onnx.numpy_helper.to_array(t)).nbytes for t in model.graph.initializer) > _TWO_GB - 2 ** 26
+    large = _initializer_bytes(model) > _PROTO_LIMIT
     if check and not large:
         onnx.checker.check_model(model, full_check=True)
     if path is not None:
@@ -89,7 +96,7 @@ def save(model, path, external=None):
     path = os.fspath(path)
     tmp = path + ".tmp"
     if external is None:
-        external = model.ByteSize() > _TWO_GB - 2 ** 26 if not _has_big(model) else True
+        external = _initializer_bytes(model) > _PROTO_LIMIT
     if external:
         onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
                         location=os.path.basename(path) + ".data", size_threshold=1024)
@@ -98,5 +105,7 @@ def save(model, path, external=None):
     os.replace(tmp, path)
 
 
-def _has_big(model):
-    return sum(len(t.raw_data) for t in model.graph.initializer) > _TWO_GB - 2 ** 26
+def _initializer_bytes(model):
+    """Size of the model's initializers, from their shapes (no copies)."""
+    return sum(int(np.prod(t.dims, dtype=np.int64)) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+               for t in model.graph.initializer)

@@ -1,17 +1,18 @@
 """ok.load: any ONNX model -> an nn.Module over the same Tensor DAG (converted to opset 21)."""
 import os
 
-import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from . import dtypes
+from .dims import format_shape
 from .tensor import OPSET, Tensor, apply, const, tensor as make_tensor
 from .nn.module import Module
 from .nn.parameter import Parameter
 
 
 def _read(path_or_model):
+    """The ModelProto with its external data, read only from inside the model's directory."""
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model
     path = os.fspath(path_or_model)
@@ -29,10 +30,12 @@ def _read(path_or_model):
 
 
 def _external_tensors(model):
+    """Initializers stored outside the file (subgraph tensors are checked by onnx itself)."""
     return [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
 
 
 def _default_opset(model):
+    """The model's default-domain opset (21 when it declares none)."""
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
 
 
@@ -56,6 +59,15 @@ def _types(model):
             d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
         out[vi.name] = (dt, shape)
     return out
+
+
+def _py_attr(value):
+    """An attribute value as apply() takes it: strings decoded from bytes."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode() for v in value]
+    return value
 
 
 def _subgraph_refs(graph, defined=None):
@@ -113,24 +125,40 @@ class ImportedModule(Module):
             raise TypeError(f"missing input(s) {missing}; the model's inputs are {self.input_names}")
         env = dict(self._leaves)
         for name, v in feeds.items():
-            env[name] = v if isinstance(v, Tensor) else make_tensor(np.asarray(v))
+            env[name] = self._check_input(name, v if isinstance(v, Tensor) else make_tensor(v))
         for n in self._model.graph.node:
             self._replay(n, env)
         outs = [env[o] for o in self.output_names]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def _check_input(self, name, t):
+        """A fed tensor checked against the declared input type, so a mismatch is named here rather
+        than by onnxruntime when the graph is run."""
+        tt = self._graph_inputs[name].type.tensor_type
+        want = dtypes.from_onnx(tt.elem_type) if tt.elem_type else t.dtype
+        if t.dtype != want:
+            raise TypeError(f"input {name!r}: expected dtype {want}, got {t.dtype}")
+        if tt.HasField("shape") and t._shape is not None:
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            bad = len(dims) != len(t._shape) or any(
+                w is not None and isinstance(g, int) and w != g for w, g in zip(dims, t._shape))
+            if bad:
+                declared = [w if w is not None else "?" for w in dims]
+                raise ValueError(f"input {name!r}: expected shape {format_shape(declared)}, "
+                                 f"got {format_shape(t._shape)}")
+        return t
+
     def _replay(self, n, env):
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        attrs = {k: (v.decode() if isinstance(v, bytes) else [x.decode() if isinstance(x, bytes) else x for x in v]
-                     if isinstance(v, list) and v and isinstance(v[0], bytes) else v) for k, v in attrs.items()}
+        """Record node `n` with apply(), reading and writing tensors in `env` by name."""
+        attrs = {a.name: _py_attr(helper.get_attribute_value(a)) for a in n.attribute}
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and "value" in attrs:
             arr = numpy_helper.to_array(attrs["value"])
             env[n.output[0]] = const(arr, arr.dtype)
             return
+        unknown = [name for name in n.input if name and name not in env]
+        if unknown:
+            raise ValueError(f"node {n.name or n.op_type} reads {unknown[0]!r}, which no earlier node produces")
         inputs = [env[i] if i else None for i in n.input]
-        for i, name in enumerate(n.input):
-            if name and name not in env:
-                raise ValueError(f"node {n.name or n.op_type} reads {name!r}, which no earlier node produces")
         outer = None
         subs = [a for a in n.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)]
         if subs:

@@ -7,11 +7,14 @@ import onnx
 from onnx import helper, shape_inference
 
 from . import dtypes
+from .dims import format_shape
 
 _fresh = itertools.count()
+_BOOL, _INT64 = np.dtype(np.bool_), np.dtype(np.int64)
 
 
 def fresh_dim():
+    """A new unique name for a dim whose size is unknown at build time."""
     return f"unk_{next(_fresh)}"
 
 
@@ -26,14 +29,10 @@ def broadcast_shapes(*shapes, what="broadcast"):
         ints = {d for d in dims if isinstance(d, int) and d != 1}
         syms = [d for d in dims if not isinstance(d, int)]
         if len(ints) > 1:
-            raise ValueError(f"{what}: shapes {' and '.join(_fmt(s) for s in shapes)} are not broadcastable "
+            raise ValueError(f"{what}: shapes {' and '.join(format_shape(s) for s in shapes)} are not broadcastable "
                              f"(dim {i - rank}: {' vs '.join(str(d) for d in dims)})")
         out.append(ints.pop() if ints else (syms[0] if syms else 1))
     return tuple(out)
-
-
-def _fmt(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _same(node):
@@ -41,13 +40,17 @@ def _same(node):
     return [(x.dtype, x._shape)]
 
 
+def _predicate(node):
+    """Elementwise tests (IsNaN, IsInf): bool, the input's shape."""
+    return [(_BOOL, node.inputs[0]._shape)]
+
+
 def _binary(node):
-    a, b = node.inputs[:2]
-    return [(a.dtype, broadcast_shapes(*(t._shape for t in node.inputs), what=node.op_type))]
+    return [(node.inputs[0].dtype, broadcast_shapes(*(t._shape for t in node.inputs), what=node.op_type))]
 
 
 def _compare(node):
-    return [(np.dtype(bool), broadcast_shapes(*(t._shape for t in node.inputs), what=node.op_type))]
+    return [(_BOOL, broadcast_shapes(*(t._shape for t in node.inputs), what=node.op_type))]
 
 
 def _where(node):
@@ -63,16 +66,31 @@ def _matmul(node):
     va, vb = (list(sa) if len(sa) > 1 else [1] + list(sa)), (list(sb) if len(sb) > 1 else list(sb) + [1])
     ka, kb = va[-1], vb[-2]
     if isinstance(ka, int) and isinstance(kb, int) and ka != kb:
-        raise ValueError(f"matmul: shapes {_fmt(sa)} and {_fmt(sb)} cannot be multiplied ({ka} vs {kb})")
+        raise ValueError(f"matmul: shapes {format_shape(sa)} and {format_shape(sb)} cannot be multiplied "
+                         f"({ka} vs {kb})")
     batch = broadcast_shapes(tuple(va[:-2]), tuple(vb[:-2]), what="matmul batch dims")
     out = list(batch) + ([va[-2]] if len(sa) > 1 else []) + ([vb[-1]] if len(sb) > 1 else [])
     return [(a.dtype, tuple(out))]
 
 
 def _gemm(node):
+    """(M, K) x (K, N) after the transpose flags; C must broadcast to (M, N). Raises naming the shapes."""
     a, b = node.inputs[:2]
-    m = a._shape[1] if node.attrs.get("transA") else a._shape[0]
-    n = b._shape[0] if node.attrs.get("transB") else b._shape[1]
+    if a._shape is None or b._shape is None:
+        return None
+    if len(a._shape) != 2 or len(b._shape) != 2:
+        raise ValueError(f"Gemm: both operands must be 2-D, got shapes {format_shape(a._shape)} and "
+                         f"{format_shape(b._shape)}")
+    ta, tb = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
+    (m, ka), (kb, n) = a._shape[::-1] if ta else a._shape, b._shape[::-1] if tb else b._shape
+    if isinstance(ka, int) and isinstance(kb, int) and ka != kb:
+        raise ValueError(f"Gemm: A {format_shape(a._shape)}{' (transposed)' if ta else ''} and B "
+                         f"{format_shape(b._shape)}{' (transposed)' if tb else ''} cannot be multiplied ({ka} vs {kb})")
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        c = node.inputs[2]._shape
+        if c is not None and (len(c) > 2 or broadcast_shapes((m, n), c, what="Gemm bias") != (m, n)):
+            raise ValueError(f"Gemm: bias of shape {format_shape(c)} does not broadcast to the output "
+                             f"{format_shape((m, n))}")
     return [(a.dtype, (m, n))]
 
 
@@ -97,13 +115,15 @@ def _reduce(node):
         if node.attrs.get("noop_with_empty_axes"):
             return [(x.dtype, x._shape)]
         axes = list(range(r))
-    axes = {a % r for a in axes}
+    axes = {a % r for a in axes} if r else set()
     shape = tuple((1 if i in axes else d) for i, d in enumerate(x._shape) if keep or i not in axes)
     return [(x.dtype, shape)]
 
 
 def _transpose(node):
     x = node.inputs[0]
+    if x._shape is None:
+        return None
     perm = node.attrs.get("perm") or list(reversed(range(len(x._shape))))
     return [(x.dtype, tuple(x._shape[p] for p in perm))]
 
@@ -111,30 +131,30 @@ def _transpose(node):
 def _shape_op(node):
     x = node.inputs[0]
     if x._shape is None:
-        return [(np.dtype(np.int64), (fresh_dim(),))]
+        return [(_INT64, (fresh_dim(),))]
     r = len(x._shape)
     start, end = node.attrs.get("start", 0), node.attrs.get("end", r)
     start, end = max(0, min(r, start + r if start < 0 else start)), max(0, min(r, end + r if end < 0 else end))
-    return [(np.dtype(np.int64), (max(0, end - start),))]
-
-
-def _softmax_like(node):
-    return _same(node)
+    return [(_INT64, (max(0, end - start),))]
 
 
 def _concat(node):
     shapes = [t._shape for t in node.inputs]
     if any(s is None for s in shapes):
         return [(node.inputs[0].dtype, None)]
+    if not shapes[0]:
+        raise ValueError("cat: zero-dimensional tensors cannot be concatenated; unsqueeze them or use stack")
     ax = node.attrs["axis"] % len(shapes[0])
-    sizes = [s[ax] for s in shapes]
-    total = sum(sizes) if all(isinstance(d, int) for d in sizes) else "+".join(str(d) for d in sizes)
     for s in shapes[1:]:
         if len(s) != len(shapes[0]):
-            raise ValueError(f"cat: tensors must have the same rank, got {_fmt(shapes[0])} and {_fmt(s)}")
+            raise ValueError(f"cat: tensors must have the same rank, got {format_shape(shapes[0])} and "
+                             f"{format_shape(s)}")
         for i, (p, q) in enumerate(zip(shapes[0], s)):
             if i != ax and isinstance(p, int) and isinstance(q, int) and p != q:
-                raise ValueError(f"cat: sizes must match except in dim {ax}, got {_fmt(shapes[0])} and {_fmt(s)}")
+                raise ValueError(f"cat: sizes must match except in dim {ax}, got {format_shape(shapes[0])} and "
+                                 f"{format_shape(s)}")
+    sizes = [s[ax] for s in shapes]
+    total = sum(sizes) if all(isinstance(d, int) for d in sizes) else "+".join(str(d) for d in sizes)
     out = list(shapes[0])
     out[ax] = total
     return [(node.inputs[0].dtype, tuple(out))]
@@ -145,8 +165,9 @@ RULES = {
                             "Identity", "Softmax", "LogSoftmax", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign",
                             "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "HardSwish",
                             "Clip", "Not", "CumSum", "Atan", "Asin", "Acos", "Tan", "Sinh", "Cosh", "Asinh",
-                            "Acosh", "Atanh", "Mish", "Gelu", "ThresholdedRelu", "Shrink", "IsNaN", "IsInf",
+                            "Acosh", "Atanh", "Mish", "Gelu", "ThresholdedRelu", "Shrink",
                             "GroupNormalization", "InstanceNormalization", "LRN")},
+    "IsNaN": _predicate, "IsInf": _predicate,
     **{op: _binary for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod", "Sum", "Mean", "BitShift",
                               "PRelu")},
     **{op: _compare for op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor")},
@@ -158,8 +179,7 @@ RULES = {
 
 
 def _type_proto(t):
-    shape = None if t._shape is None else [d if isinstance(d, int) else d for d in t._shape]
-    return helper.make_tensor_type_proto(dtypes.to_onnx(t.dtype), shape)
+    return helper.make_tensor_type_proto(dtypes.to_onnx(t.dtype), None if t._shape is None else list(t._shape))
 
 
 def _from_type_proto(tp):
@@ -177,9 +197,9 @@ def onnx_infer(node, opset):
     except onnx.defs.SchemaError:
         return None
     names = [f"i{k}" if t is not None else "" for k, t in enumerate(node.inputs)]
-    outs = [f"o{k}" for k in range(node.n_out)] if hasattr(node, "n_out") else None
+    outs = [f"o{k}" for k in range(node.n_out)]
     from .emit import make_attr
-    proto = helper.make_node(node.op_type, names, outs or ["o0"], domain=node.domain or None)
+    proto = helper.make_node(node.op_type, names, outs, domain=node.domain or None)
     proto.attribute.extend(make_attr(k, v) for k, v in node.attrs.items())
     types = {n: _type_proto(t) for n, t in zip(names, node.inputs) if t is not None}
     data = {n: onnx.numpy_helper.from_array(np.asarray(t._value), n) for n, t in zip(names, node.inputs)
@@ -188,14 +208,15 @@ def onnx_infer(node, opset):
         res = shape_inference.infer_node_outputs(schema, proto, types, data)
     except Exception as e:  # onnx raises InferenceError with the reason; keep it for the user
         raise ValueError(f"{node.op_type}: {str(e).strip()}") from None
-    return [_from_type_proto(res[o]) if o in res else (np.dtype(np.float32), None) for o in (outs or ["o0"])]
+    return [_from_type_proto(res[o]) if o in res else (np.dtype(np.float32), None) for o in outs]
 
 
 def infer(node, n_out, opset):
+    """[(dtype, shape)] per output: a fast rule, else ONNX's inference, else the first input's dtype
+    with an unknown shape (ops of domains ONNX does not know)."""
     rule = RULES.get(node.op_type) if not node.domain else None
     res = rule(node) if rule else None
     if res is None:
-        node.n_out = n_out
         res = onnx_infer(node, opset)
     if res is None:
         return [(node.inputs[0].dtype if node.inputs and node.inputs[0] is not None else np.dtype(np.float32), None)] * n_out

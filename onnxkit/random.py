@@ -1,25 +1,46 @@
-"""Host-side random stream for masks drawn in define-by-run code, seeded by ok.manual_seed."""
+"""Random draws for masks (dropout, rrelu). `rand_like` is the one entry point: in define-by-run code it
+draws from a host stream seeded by ok.manual_seed; while a training graph is traced (`graph_rng`) the
+draw becomes a pure function of the graph's seed and step inputs.
+
+A training graph's draws depend only on (seed, step, draw index), so masks differ between steps,
+reproduce from the seed after a checkpoint resume, and are equal on onnxruntime and the reference
+evaluator (whose RandomUniform streams restart per session or repeat). Measured for a 64x512 mask
+(2 threads): a uniform drawn on the host and fed in costs ~70 us, an in-graph counter-based hash
+~160 us (uint32 ops; ~800 us with int64, whose Div is slow). So a draw whose shape is known from the
+data inputs' dims is a graph input `random/<k>` filled by `host_uniform`; any other draw is hashed
+in-graph from the `seed` and `step` inputs (`counter_uniform`)."""
+import contextlib
+import threading
+
 import numpy as np
 
 _gen = np.random.default_rng(0)
+_graph = threading.local()
 
 
 def seed(n):
+    """Restart the host stream from seed n (called by ok.manual_seed)."""
     global _gen
     _gen = np.random.default_rng(n)
 
 
 def generator():
+    """The host stream (a numpy Generator); Trainer checkpoints save and restore its state."""
     return _gen
 
 
 def rand_like(x):
-    """Uniform [0, 1) numbers shaped like x (x's float dtype, else float32), one fresh draw per call.
-    Static shapes: drawn here from `generator()` and fed as a value leaf (a cached session is reused).
-    Symbolic shapes: one ONNX RandomUniformLike whose seed is drawn from the same host stream."""
+    """Uniform [0, 1) shaped like x (x's float dtype, else float32), one fresh draw per call: under
+    graph_rng a training-graph draw (graph_rand_like), else a draw of the host stream."""
+    return graph_rand_like(x) if in_graph_rng() else _host_rand_like(x)
+
+
+def _host_rand_like(x):
+    """Static shapes: drawn here from the host stream and fed as a value leaf (a cached session is
+    reused). Symbolic shapes: one ONNX RandomUniformLike whose seed is drawn from the same stream."""
     from . import dtypes
     from .tensor import apply, no_grad, tensor
-    dtype = x.dtype if dtypes.is_floating(x.dtype) else np.dtype(np.float32)
+    dtype = _uniform_dtype(x)
     if all(isinstance(d, int) for d in x._shape):
         draw = _gen.random(x._shape, dtype=np.float64 if dtype == np.float64 else np.float32)
         return tensor(draw.astype(dtype, copy=False))
@@ -28,27 +49,21 @@ def rand_like(x):
                      types=[(dtype, x._shape)])
 
 
+def _uniform_dtype(x):
+    """x's dtype when floating, else float32."""
+    from . import dtypes
+    return x.dtype if dtypes.is_floating(x.dtype) else np.dtype(np.float32)
+
 
 # ----- randomness in training graphs -------------------------------------------------------------
-# A training graph's random draws are pure functions of (seed, step, draw index), so masks differ
-# between steps, reproduce from the seed after a checkpoint resume, and are equal on onnxruntime and
-# the reference evaluator (whose RandomUniform streams restart per session or repeat). Measured for a
-# 64x512 mask (2 threads): a uniform drawn on the host and fed in costs ~70 us, an in-graph
-# counter-based hash ~160 us (uint32 ops; ~800 us with int64, whose Div is slow). So a draw whose shape
-# is known from the data inputs' dims is a graph input `random/<k>` filled by `host_uniform`; any other
-# draw is hashed in-graph from the `seed` and `step` inputs.
-import contextlib as _contextlib
-import threading as _threading
-
-_graph = _threading.local()
-
-
 class _GraphRNG:
+    """The tracing state: the seed and step Tensors, the dim names fed inputs may use, the draws so far."""
+
     def __init__(self, seed, step, dims):
         self.seed, self.step, self.dims, self.draws, self.fed = seed, step, set(dims), 0, []
 
 
-@_contextlib.contextmanager
+@contextlib.contextmanager
 def graph_rng(seed, step, dims=()):
     """While tracing a training graph, random draws (rand_like) depend only on the int64 scalar
     Tensors `seed` and `step` and the draw index. Draws whose dims are ints or names in `dims`
@@ -62,6 +77,7 @@ def graph_rng(seed, step, dims=()):
 
 
 def in_graph_rng():
+    """Whether a training graph is being traced (inside graph_rng)."""
     return getattr(_graph, "state", None) is not None
 
 
@@ -75,11 +91,10 @@ def host_uniform(seed, step, draw, shape, dtype=np.float32):
 def graph_rand_like(x):
     """Uniform [0, 1) shaped like x (x's float dtype, else float32) under graph_rng: an Input fed by
     host_uniform when x's shape resolves from the data dims, else counter_uniform in the graph."""
-    from . import dtypes
     from .tensor import Input
     st = _graph.state
     draw, st.draws = st.draws, st.draws + 1
-    dtype = x.dtype if dtypes.is_floating(x.dtype) else np.dtype(np.float32)
+    dtype = _uniform_dtype(x)
     if x._shape is not None and all(isinstance(d, int) or d in st.dims for d in x._shape):
         name = f"random/{draw}"
         st.fed.append((name, x._shape, dtype, draw))
@@ -123,12 +138,3 @@ def counter_uniform(x, seed, step, draw, dtype):
         u = apply("Mul", [apply("Cast", [bits], {"to": dtypes.to_onnx(dtype)}, types=[(dtype, ("numel",))]),
                           const(2.0 ** -24, dtype)])
         return reshape(u, x.shape)
-
-
-_host_rand_like = rand_like
-
-
-def rand_like(x):  # noqa: F811  (wraps the host version above: one entry point for dropout masks)
-    """Uniform [0, 1) shaped like x: under graph_rng a training-graph draw (graph_rand_like), else
-    the define-by-run draw of _host_rand_like."""
-    return graph_rand_like(x) if in_graph_rng() else _host_rand_like(x)

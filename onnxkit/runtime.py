@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from . import dtypes
+from .dims import format_shape
 from .emit import build_model, structure_key, topo
 from .tensor import Node
 
@@ -31,6 +31,7 @@ def cuda_available():
 
 
 def providers_for(device):
+    """onnxruntime providers for "auto" | "cpu" | "cuda"; "cuda" without a usable GPU raises."""
     device = (device or "auto").lower()
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
@@ -56,16 +57,16 @@ def session_options(spinning=False, threads=None):
 
 
 def make_inference_session(model, device="auto", spinning=False, optimization=None):
+    """An onnxruntime.InferenceSession for a ModelProto, serialized bytes or a path, on `device`."""
     import onnxruntime as ort
     so = session_options(spinning)
     if optimization is not None:
         so.graph_optimization_level = optimization
-    data = model if isinstance(model, (str, bytes, os.PathLike)) else model.SerializeToString()
-    if isinstance(data, os.PathLike):
-        data = str(data)
-    providers = providers_for(device)
-    sess = ort.InferenceSession(data, sess_options=so, providers=providers)
-    if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    data = model if isinstance(model, (str, bytes)) else model.SerializeToString()
+    sess = ort.InferenceSession(data, sess_options=so, providers=providers_for(device))
+    if (device or "").lower() == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
         raise RuntimeError("the CUDA provider did not load for this session")
     return sess
 
@@ -88,6 +89,7 @@ class Session:
         self._binding = None
 
     def check_feeds(self, feeds):
+        """Feeds as numpy arrays, checked against the model's input names, dtypes and static dims."""
         missing = [n for n in self.input_names if n not in feeds]
         extra = [n for n in feeds if n not in self._expect]
         if missing or extra:
@@ -104,16 +106,17 @@ class Session:
                 raise TypeError(f"input {name!r}: expected dtype {want_dtype}, got {v.dtype}")
             if want_shape is not None:
                 if len(want_shape) != v.ndim:
-                    raise ValueError(f"input {name!r}: expected rank {len(want_shape)} {_fmt(want_shape)}, "
+                    raise ValueError(f"input {name!r}: expected rank {len(want_shape)} {format_shape(want_shape)}, "
                                      f"got shape {v.shape}")
                 for i, (w, g) in enumerate(zip(want_shape, v.shape)):
                     if isinstance(w, int) and w != g:
-                        raise ValueError(f"input {name!r}: expected shape {_fmt(want_shape)}, got {v.shape} "
+                        raise ValueError(f"input {name!r}: expected shape {format_shape(want_shape)}, got {v.shape} "
                                          f"(dim {i} must be {w})")
             out[name] = v
         return out
 
     def run(self, feeds, output_names=None):
+        """Run once: {input name: array} -> {output name: array} (all outputs unless output_names)."""
         feeds = self.check_feeds(feeds)
         names = output_names or self.output_names
         return dict(zip(names, self._sess.run(names, feeds)))
@@ -146,11 +149,8 @@ _ORT_TYPES = {f"tensor({k})": np.dtype(v) for k, v in {
     "uint64": "uint64", "bool": "bool"}.items()}
 
 
-def _fmt(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
 def _to_numpy(v):
+    """A feed as a numpy array (numpy, torch tensors without importing torch, ok.Tensor, lists)."""
     if isinstance(v, np.ndarray):
         return v
     if hasattr(v, "detach") and hasattr(v, "cpu"):
@@ -170,6 +170,8 @@ default_device = "auto"
 
 
 def defer_assign(leaf, new):
+    """Give `leaf` the value of `new` (cast and broadcast to it): now when `new` already has a value,
+    else at the next evaluation, in the same onnxruntime run as what is evaluated then."""
     from . import ops
     if id(leaf) in _pending:
         flush_pending()
@@ -198,16 +200,20 @@ def _reads_update(targets, nodes):
 
 
 def flush_pending():
+    """Apply every deferred assignment now (one onnxruntime run)."""
     if _pending:
         evaluate([])
 
 
 def flush_if_pending(t):
+    """Apply the deferred assignments when `t` has one pending."""
     if id(t) in _pending:
         flush_pending()
 
 
 def _compile(outputs, nodes, leaves):
+    """A session for the graph (ReferenceEvaluator where onnxruntime lacks a kernel) and the input
+    names of the fed leaves in leaf order."""
     fed = {id(t): f"in{i}" for i, t in enumerate(leaves) if t.kind != "const"}
     unbound = [t.name for t in leaves if t.kind == "input"]
     if unbound:

@@ -3,13 +3,15 @@
 A Tensor is lazy: building one records an ONNX node and infers its dtype and shape; `.numpy()`
 runs the sub-DAG it depends on in onnxruntime (see runtime.evaluate)."""
 import contextlib
+import functools
 import itertools
 import threading
 
 import numpy as np
 
 from . import dtypes
-from .dims import Dim
+from .dims import Dim, format_shape
+from .infer import infer
 
 _state = threading.local()
 
@@ -22,6 +24,7 @@ def _st():
 
 
 def is_grad_enabled():
+    """True when new nodes record gradients (torch.is_grad_enabled)."""
     return _st().grad_enabled
 
 
@@ -41,8 +44,6 @@ class set_grad_enabled:
         return False
 
     def __call__(self, fn):
-        import functools
-
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with set_grad_enabled(self.mode):
@@ -58,6 +59,8 @@ class no_grad(set_grad_enabled):
 
 
 class enable_grad(set_grad_enabled):
+    """Record gradients again inside a no_grad block (torch.enable_grad); also a decorator."""
+
     def __init__(self):
         super().__init__(True)
 
@@ -74,6 +77,7 @@ def name_scope(name):
 
 
 def current_scope():
+    """The module path of the nodes being built now (`features/3`), '' at top level."""
     return "/".join(s for s in _st().scope if s)
 
 
@@ -91,11 +95,11 @@ def _freeze(v):
 class Node:
     """One ONNX op application: op type, domain, attributes (Python values), inputs, outputs.
     `effects` holds (leaf, Tensor) buffer updates applied when the node is first evaluated."""
-    __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out", "custom",
-                 "seq")
+    __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out",
+                 "custom", "seq")
     _ids = itertools.count()
 
-    def __init__(self, op_type, inputs, attrs=None, domain="", outer=None):
+    def __init__(self, op_type, inputs, attrs=None, domain="", outer=None, n_out=1):
         self.seq = next(Node._ids)  # build order: tells reads before an in-place update from reads after it
         self.op_type, self.domain, self.inputs = op_type, domain, list(inputs)
         self.attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
@@ -104,7 +108,7 @@ class Node:
         self.outputs = []
         self.effects = None
         self.outer = outer  # {outer-scope name: Tensor} referenced by subgraph attributes
-        self.n_out = 1
+        self.n_out = n_out
         self.custom = None  # (Function call, output index) for autodiff.Function outputs
 
     def __repr__(self):
@@ -135,6 +139,7 @@ class Tensor:
         return tuple(d if isinstance(d, int) else Dim(d, _dim_lowering(self, i)) for i, d in enumerate(self._shape))
 
     def size(self, dim=None):
+        """The shape, or the size of one dim (torch.Tensor.size)."""
         return self.shape if dim is None else self.shape[dim]
 
     @property
@@ -145,6 +150,7 @@ class Tensor:
         return self.ndim
 
     def numel(self):
+        """Number of elements: an int, or a symbolic Dim when a dim is symbolic."""
         n = 1
         for d in self.shape:
             n = n * d
@@ -165,7 +171,7 @@ class Tensor:
         return d
 
     def __repr__(self):
-        shape = "?" if self._shape is None else "(" + ", ".join(str(d) for d in self._shape) + ")"
+        shape = "?" if self._shape is None else format_shape(self._shape)
         what = {"op": f"{self.node.op_type}" if self.node else "", "input": f"Input {self.name!r}",
                 "value": "value", "const": "const"}[self.kind]
         rg = ", requires_grad=True" if self.requires_grad else ""
@@ -182,6 +188,7 @@ class Tensor:
         return evaluate([self])[0]
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         v = self.numpy()
         if v.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {v.shape}")
@@ -201,17 +208,24 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
+        if self._shape is not None and any(d != 1 for d in self._shape):
+            raise RuntimeError(f"Boolean value of a Tensor of shape {format_shape(self._shape)} is ambiguous; "
+                               "reduce it first (.any(), .all()) or compare its .item()")
         return bool(self.item())
 
     def detach(self):
         """Same value, cut from the gradient graph (an Identity node, or a leaf sharing the value)."""
         if self.node is None:
+            if self.kind == "value":
+                from .runtime import flush_if_pending
+                flush_if_pending(self)  # a pending `w -= ...` must reach the detached copy
             return Tensor(self.dtype, self._shape, value=self._value, kind=self.kind, name=self.name)
         from . import ops
         with no_grad():
             return ops.identity(self)
 
     def requires_grad_(self, flag=True):
+        """Make a floating-point leaf record gradients (or stop); returns self."""
         if self.node is not None and flag:
             raise RuntimeError("requires_grad_ can only be set on leaf tensors")
         if flag and not dtypes.is_floating(self.dtype):
@@ -220,25 +234,24 @@ class Tensor:
         return self
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad (torch semantics)."""
         from .autodiff import backward
         backward(self, gradient, create_graph=create_graph)
 
     # ----- in-place value replacement (leaves) ------------------------------------------------
     def _assign(self, new):
-        """Replace this leaf's value by `new` (a Tensor or array), deferred until the next evaluation."""
-        if self.node is not None and self.requires_grad and is_grad_enabled():
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation; "
-                               "wrap the update in `with ok.no_grad():`")
+        """Replace this leaf's value by `new` (a Tensor or array, cast and broadcast to this leaf),
+        deferred until the next evaluation (see runtime.defer_assign)."""
         from .runtime import defer_assign
         defer_assign(self, new)
         return self
 
     def copy_(self, src):
-        from . import ops
-        src = ops.as_tensor(src, self.dtype)
-        return self._assign(ops.expand(src.astype(self.dtype), self.shape) if src._shape != self._shape else src)
+        """Copy `src` (cast and broadcast) into this tensor, as torch.Tensor.copy_."""
+        return self._inplace(src, _copy_source)
 
     def zero_(self):
+        """Fill with zeros now (grads: the next backward replaces a zeroed grad without reading it)."""
         from .runtime import flush_pending
         flush_pending()
         # a broadcast view: no allocation; the next backward replaces a zero grad without reading it
@@ -247,6 +260,7 @@ class Tensor:
         return self
 
     def fill_(self, v):
+        """Fill with the scalar `v` now."""
         from .runtime import flush_pending
         flush_pending()
         self._become_value(np.full([int(d) for d in self._shape], v, self.dtype))
@@ -259,9 +273,20 @@ class Tensor:
         self._zero = False
         self._version += 1
 
-    def _inplace(self, other, fn):
+    def _inplace(self, other, fn, rebinds=False):
+        """`self.op_(other)`, or `self op= other` (rebinds: Python binds the name to the result). A value
+        leaf takes the result as its new value (deferred); a computed tensor's `op=` is the new node, so
+        gradients flow through it; its `op_()` is evaluated and becomes a value leaf (no gradient)."""
+        if self.node is None and self.requires_grad and is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation; "
+                               "wrap the update in `with ok.no_grad():`")
         if self.node is None and self.kind == "value":
             return self._assign(fn(self, other))
+        if rebinds and self.kind in ("op", "input"):
+            return fn(self, other)
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError("an in-place method on a computed tensor that requires grad would cut it from the "
+                               "gradient graph; use the out-of-place form (h = h.add(x)) or `h += x`")
         from .runtime import flush_pending
         flush_pending()
         with no_grad():
@@ -269,10 +294,10 @@ class Tensor:
         self._become_value(np.asarray(new, self.dtype))
         return self
 
-    def __iadd__(self, o): return self._inplace(o, lambda a, b: a + b)
-    def __isub__(self, o): return self._inplace(o, lambda a, b: a - b)
-    def __imul__(self, o): return self._inplace(o, lambda a, b: a * b)
-    def __itruediv__(self, o): return self._inplace(o, lambda a, b: a / b)
+    def __iadd__(self, o): return self._inplace(o, lambda a, b: a + b, rebinds=True)
+    def __isub__(self, o): return self._inplace(o, lambda a, b: a - b, rebinds=True)
+    def __imul__(self, o): return self._inplace(o, lambda a, b: a * b, rebinds=True)
+    def __itruediv__(self, o): return self._inplace(o, lambda a, b: a / b, rebinds=True)
     def add_(self, o, alpha=1): return self._inplace(o, lambda a, b: a + b * alpha if alpha != 1 else a + b)
     def sub_(self, o, alpha=1): return self._inplace(o, lambda a, b: a - b * alpha if alpha != 1 else a - b)
     def mul_(self, o): return self._inplace(o, lambda a, b: a * b)
@@ -283,7 +308,14 @@ class Tensor:
         return id(self)
 
 
+def _copy_source(dst, src):
+    """`src` as dst's dtype and shape (Tensor.copy_)."""
+    from . import ops
+    return ops.expand(ops.cast(ops.as_tensor(src, dst.dtype), dst.dtype), dst.shape)
+
+
 def _dim_lowering(t, i):
+    """How symbolic dim i of t becomes a value: a Shape node over t, built on first use."""
     def lower():
         from . import ops
         return ops.dim_size(t, i)
@@ -292,21 +324,17 @@ def _dim_lowering(t, i):
 
 # ----- leaves -------------------------------------------------------------------------------
 def tensor(data, dtype=None, requires_grad=False):
-    """A leaf holding a value, like torch.tensor: Python floats give float32, ints int64, numpy
-    arrays keep their dtype; torch tensors are read without importing torch."""
+    """A leaf holding a copy of `data`, like torch.tensor: Python floats give float32, ints int64,
+    numpy arrays keep their dtype; torch tensors are read without importing torch."""
     if isinstance(data, Tensor):
         data = data.numpy()
-    if hasattr(data, "detach") and hasattr(data, "cpu") and not isinstance(data, np.ndarray):
+    elif hasattr(data, "detach") and hasattr(data, "cpu") and not isinstance(data, np.ndarray):
         data = data.detach().cpu().numpy()
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
         arr = np.asarray(data)
-        if arr.dtype == np.float64:
-            arr = arr.astype(np.float32)
-        elif arr.dtype.kind in "iu":
-            arr = arr.astype(np.int64)
-    else:
-        arr = np.asarray(data, dtype=None if dtype is None else dtypes.as_dtype(dtype))
-    arr = np.ascontiguousarray(arr) if arr.ndim else arr.copy()  # ascontiguousarray turns 0-d into (1,)
+        arr = arr.astype(np.float32 if arr.dtype == np.float64 else np.int64 if arr.dtype.kind in "iu" else arr.dtype)
+    else:  # a copy: evaluation is lazy, so a shared array changed later would leak into results
+        arr = np.array(data, dtype=None if dtype is None else dtypes.as_dtype(dtype), order="C")
     t = Tensor(arr.dtype, arr.shape, value=arr, kind="value")
     if requires_grad:
         t.requires_grad_(True)
@@ -328,6 +356,7 @@ def Input(name, shape, dtype="float32"):
 
 
 def _shape_arg(size):
+    """Sizes given as `f(2, 3)` or `f((2, 3))`, as ints."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     return tuple(int(s) for s in size)
@@ -345,55 +374,70 @@ def manual_seed(seed):
 
 
 def rng():
+    """The numpy Generator behind initializers and ok.randn (reseeded by manual_seed)."""
     return _rng
 
 
-def _factory(fn):
+def _factory(name, fill, doc):
     def make(*size, dtype=None, requires_grad=False):
-        arr = fn(_shape_arg(size), dtypes.as_dtype(dtype or "float32"))
+        arr = fill(_shape_arg(size), dtypes.as_dtype(dtype or "float32"))
         return tensor(arr, requires_grad=requires_grad)
-    make.__name__ = fn.__name__
+    make.__name__, make.__doc__ = name, doc
     return make
 
 
-randn = _factory(lambda s, d: _rng.standard_normal(s).astype(d))
-rand = _factory(lambda s, d: _rng.random(s).astype(d))
-zeros = _factory(lambda s, d: np.zeros(s, d))
-ones = _factory(lambda s, d: np.ones(s, d))
+randn = _factory("randn", lambda s, d: _rng.standard_normal(s).astype(d), "Standard-normal leaf (torch.randn).")
+rand = _factory("rand", lambda s, d: _rng.random(s).astype(d), "Uniform [0, 1) leaf (torch.rand).")
+zeros = _factory("zeros", np.zeros, "Leaf of zeros (torch.zeros).")
+ones = _factory("ones", np.ones, "Leaf of ones (torch.ones).")
 empty = zeros
-randn.__doc__ = "Standard-normal leaf (torch.randn)."
 
 
-def randint(low, high=None, size=(), dtype="int64"):
-    if high is None:
-        low, high = 0, low
-    return tensor(_rng.integers(low, high, size=tuple(size)).astype(dtypes.as_dtype(dtype)))
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def randint(low, high=None, size=None, dtype="int64"):
+    """Uniform integers in [low, high), as torch.randint: `randint(high, size)` or `randint(low, high, size)`."""
+    if size is None:
+        if not isinstance(high, (tuple, list)):
+            raise TypeError("randint() needs a size, e.g. ok.randint(10, (3,)) or ok.randint(0, 10, (3,))")
+        low, high, size = 0, low, high
+    return tensor(_rng.integers(low, high, size=_shape_arg((size,))).astype(dtypes.as_dtype(dtype)))
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
-    d = dtype or (np.float32 if isinstance(fill_value, float) else np.int64 if isinstance(fill_value, int) and not isinstance(fill_value, bool) else np.bool_ if isinstance(fill_value, bool) else np.float32)
-    return tensor(np.full(_shape_arg((size,)), fill_value, dtypes.as_dtype(d)), requires_grad=requires_grad)
+    """Leaf filled with `fill_value`; the dtype follows it as in torch (bool, int64, else float32)."""
+    if dtype is None:
+        is_bool = isinstance(fill_value, (bool, np.bool_))
+        dtype = np.bool_ if is_bool else np.int64 if _is_int(fill_value) else np.float32
+    return tensor(np.full(_shape_arg((size,)), fill_value, dtypes.as_dtype(dtype)), requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    """torch.arange: int64 when start, end and step are all integers, else float32."""
     if end is None:
         start, end = 0, start
     if dtype is None:
-        dtype = np.int64 if all(isinstance(v, int) for v in (start, end, step)) else np.float32
+        dtype = np.int64 if all(_is_int(v) for v in (start, end, step)) else np.float32
     return tensor(np.arange(start, end, step).astype(dtypes.as_dtype(dtype)), requires_grad=requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
+    """Identity matrix leaf (torch.eye)."""
     return tensor(np.eye(n, m, dtype=dtypes.as_dtype(dtype or "float32")), requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, dtype=None):
-    return tensor(np.linspace(start, end, steps).astype(dtypes.as_dtype(dtype or "float32")))
+def linspace(start, end, steps, dtype=None, requires_grad=False):
+    """`steps` evenly spaced values from start to end inclusive (torch.linspace)."""
+    arr = np.linspace(start, end, steps).astype(dtypes.as_dtype(dtype or "float32"))
+    return tensor(arr, requires_grad=requires_grad)
 
 
-def _like(fn):
+def _like(factory):
     def like(t, dtype=None, requires_grad=False):
-        return fn(*[int(d) for d in t.shape], dtype=dtype or t.dtype, requires_grad=requires_grad)
+        return factory(*[int(d) for d in t.shape], dtype=dtype or t.dtype, requires_grad=requires_grad)
+    like.__name__, like.__doc__ = f"{factory.__name__}_like", f"{factory.__name__} with t's shape and dtype."
     return like
 
 
@@ -401,6 +445,7 @@ zeros_like, ones_like, randn_like, rand_like = _like(zeros), _like(ones), _like(
 
 
 def full_like(t, fill_value, dtype=None):
+    """full with t's shape and dtype."""
     return full(tuple(int(d) for d in t.shape), fill_value, dtype=dtype or t.dtype)
 
 
@@ -410,9 +455,7 @@ OPSET = 21
 def apply(op_type, inputs, attrs=None, n_out=1, domain="", types=None, outer=None):
     """Record one ONNX node and return its output Tensor(s). `types` ([(dtype, shape)] per output)
     skips inference when the caller already knows the result."""
-    from .infer import infer
-    node = Node(op_type, inputs, attrs, domain, outer)
-    node.n_out = n_out
+    node = Node(op_type, inputs, attrs, domain, outer, n_out)
     res = types if types is not None else infer(node, n_out, OPSET)
     rg = is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
     node.outputs = [Tensor(d, s, node=node, index=i, requires_grad=rg and dtypes.is_floating(d))

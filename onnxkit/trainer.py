@@ -106,8 +106,10 @@ class Trainer:
         self._setup_device(g)
 
     def _setup_device(self, g):
+        """Compile the step, put every parameter, buffer and state value in its slot and bind all inputs
+        and outputs once; step() then binds only the batch."""
         import onnxruntime as ort
-        self._sess = runtime.make_inference_session(g.training_model, self._device_arg(), spinning=self.spinning)
+        self._sess = runtime.make_inference_session(g.training_model, self.device, spinning=self.spinning)
         self._eval_sess = self._loss_sess = None
         outputs = {o.name for o in g.training_model.graph.output}
         leaf_of = {name: p for name, _, p in g.params}
@@ -128,7 +130,7 @@ class Trainer:
         self._scalars["seed"] = np.zeros((), np.int64)
         self._loss = np.zeros((), self._output_dtype(g.training_model, "loss"))
         self._loss_ov = ort.OrtValue.ortvalue_from_numpy(self._loss)
-        for j, b in enumerate(self._bindings):
+        for b in self._bindings:
             for name, arr in self._scalars.items():
                 b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(arr))
             b.bind_ortvalue_output("loss", self._loss_ov)
@@ -139,14 +141,13 @@ class Trainer:
 
     @staticmethod
     def _output_dtype(model, name):
+        """The numpy dtype of the model's output `name`."""
         from onnx.helper import tensor_dtype_to_np_dtype
         out = next(o for o in model.graph.output if o.name == name)
         return tensor_dtype_to_np_dtype(out.type.tensor_type.elem_type)
 
-    def _device_arg(self):
-        return "cuda" if self.device == "cuda" else "cpu"
-
     def _bind_slots(self):
+        """Bind each slot on both IOBindings: binding j reads buffer j and writes buffer 1 - j."""
         for j, b in enumerate(self._bindings):
             for s in self._slots:
                 b.bind_ortvalue_input(s.name, s.ov[j] if s.out else s.ov[0])
@@ -198,10 +199,7 @@ class Trainer:
                     s.get()._value = arr
                     s.seen = arr
             self._stale = False
-        trainable = {id(p) for _, key, p in self._graph.params if key in self._graph.trainable}
-        for p, st in self.optimizer.state.items():
-            if id(p) in trainable:
-                st["step"] = self.step_count
+        self._graph.record_step(self.step_count)
 
     # ----- one step --------------------------------------------------------------------------
     def step(self, *inputs_and_target):
@@ -246,13 +244,14 @@ class Trainer:
 
     # ----- evaluation --------------------------------------------------------------------------
     def _eval_feeds(self):
+        """{input name: current OrtValue} of the parameters, buffers and optimizer state."""
         return {s.name: (s.ov[self._cur] if s.out else s.ov[0]) for s in self._slots}
 
     def _forward(self, xs):
         """Eval-mode outputs for one batch, with the parameters bound from the device buffers."""
         g = self._built()
         if self._eval_sess is None:
-            self._eval_sess = runtime.make_inference_session(g.eval_model, self._device_arg())
+            self._eval_sess = runtime.make_inference_session(g.eval_model, self.device)
             self._eval_inputs = {i.name for i in self._eval_sess.get_inputs()}
         self._refresh()
         b = self._eval_sess.io_binding()
@@ -268,6 +267,7 @@ class Trainer:
         return outs[0] if len(outs) == 1 else outs
 
     def _loss_of(self, out, y):
+        """loss_fn(out, y) as a float, from a small loss-only session built once."""
         if self._loss_sess is None:
             o = Input("output", ("N",) + tuple(np.shape(out)[1:]), np.asarray(out).dtype)
             t = Input("target", ("N",) + tuple(np.shape(y)[1:]), np.asarray(y).dtype)

@@ -52,6 +52,7 @@ class TrainingModels:
     _dim_positions: Optional[list] = dataclasses.field(default=None, repr=False)  # cache for data_dims
 
     def hparam_values(self):
+        """The `hparams/<group>/<name>` inputs from the optimizer's current groups (float64 scalars)."""
         values = [self.optimizer.hyper_values(g) for g in self.optimizer.param_groups]
         return {name: np.array(values[gi][key], np.float64) for name, gi, key in self.hparams}
 
@@ -87,11 +88,15 @@ class TrainingModels:
             leaf._become_value(np.array(outputs[name], copy=True))
         for _, out, p, slot in self.state:
             state_leaf(self.optimizer, p, slot)._become_value(np.array(outputs[out], copy=True))
-        trainable = {id(p) for _, key, p in self.params if key in self.trainable}
-        for p in self.optimizer.state:
-            if id(p) in trainable:
-                self.optimizer.state[p]["step"] = step
+        self.record_step(step)
         return float(outputs["loss"])
+
+    def record_step(self, step):
+        """Set the optimizer's step count of every trained parameter to `step` (steps taken so far)."""
+        trainable = {id(p) for _, key, p in self.params if key in self.trainable}
+        for p, st in self.optimizer.state.items():
+            if id(p) in trainable:
+                st["step"] = step
 
 
 def state_leaf(optimizer, p, slot):
@@ -101,6 +106,7 @@ def state_leaf(optimizer, p, slot):
 
 
 def _as_input(x, name, batch_dim):
+    """x as a graph Input named `name` whose first dim is `batch_dim` (an Input passes through)."""
     if isinstance(x, Tensor) and x.kind == "input":
         return x
     arr = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
@@ -110,6 +116,7 @@ def _as_input(x, name, batch_dim):
 
 
 def _dims_of(tensors):
+    """The symbolic dim names of the tensors' shapes."""
     return {d for t in tensors for d in t._shape if isinstance(d, str)}
 
 

@@ -453,6 +453,53 @@ def test_inplace_update_under_no_grad_replaces_leaf_value():
     np.testing.assert_allclose(w.grad.numpy(), [1.0, 2.0])
 
 
+def test_augmented_assignment_keeps_the_gradient():
+    """`h += x` on a computed tensor is a new node (it used to evaluate h and cut it from the graph)."""
+    x = ok.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    h = x * 3.0
+    h += x * x
+    h *= 2.0
+    h.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (3 + 2 * np.array([1.0, 2.0])))
+
+
+@pytest.mark.parametrize("update", [lambda t: t.__iadd__(1.0), lambda t: t.mul_(2.0), lambda t: t.copy_(t * 2)],
+                         ids=["iadd", "mul_", "copy_"])
+def test_inplace_on_a_leaf_that_requires_grad_raises_as_in_torch(update):
+    w = ok.tensor(np.ones(2, np.float32), requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        update(w)
+    with pytest.raises(RuntimeError, match="out-of-place form"):
+        (w * 2).add_(1.0)  # would silently cut the graph
+
+
+def test_grad_output_count_and_shape_are_checked():
+    x = ok.tensor(np.ones(3, np.float32), requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="2 entries for 1 outputs"):
+        ok.grad([y], [x], grad_outputs=[np.ones(3, np.float32), np.ones(3, np.float32)])
+    with pytest.raises(RuntimeError, match=r"gradient has shape \(1,\) and the output has shape \(3,\)"):
+        y.backward(np.ones(1, np.float32))
+
+
+SINGULAR = [  # torch's gradient at points where the textbook formula gives 0/0 or 0*inf
+    ("pow-zero-exponent", lambda x: x ** 0.0, [0.0, 2.0]),
+    ("pow-exponent-at-zero-base", lambda x: (x * 0.0) ** (x + 1.0), [0.5, 1.0]),
+    ("pow-tensor-zero-exponent", lambda x: x ** (x * 0.0), [0.0, 2.0]),
+    ("l2-norm-of-zeros", lambda x: (x * _lift(x, np.array([[0.0], [1.0]], np.float32))).norm(dim=1), [1.0, 2.0]),
+]
+
+
+@pytest.mark.parametrize("name,fn,values", SINGULAR, ids=[s[0] for s in SINGULAR])
+def test_gradients_at_singular_points_match_torch(name, fn, values):
+    v = np.array(values, np.float32)
+    x = ok.tensor(v, requires_grad=True)
+    g, = ok.grad(fn(x).sum(), [x])
+    tx = torch.tensor(v, requires_grad=True)
+    tg, = torch.autograd.grad(fn(tx).sum(), [tx])
+    np.testing.assert_allclose(g.numpy(), tg.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_grad_allow_unused_and_errors():
     x = ok.tensor(np.ones(2, np.float32), requires_grad=True)
     u = ok.tensor(np.ones(2, np.float32), requires_grad=True)
@@ -587,6 +634,27 @@ def test_function_single_output_used_twice():
     tg, = torch.autograd.grad((tz + ty).sum(), [tx])
     np.testing.assert_allclose(g.numpy(), tg.numpy(), rtol=1e-5)
     np.testing.assert_allclose(loss.numpy(), (tz + ty).sum().item(), rtol=1e-5)
+
+
+class ArgmaxAndMax(autodiff.Function):
+    """An integer output next to a float one; backward never saves anything."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.argmax(), x.amax()
+
+    @staticmethod
+    def backward(ctx, g_idx, g_max):
+        assert ctx.saved_tensors == ()
+        return g_max * 0.0
+
+
+def test_function_integer_outputs_do_not_require_grad():
+    x = ok.tensor(np.array([1.0, 3.0], np.float32), requires_grad=True)
+    idx, m = ArgmaxAndMax.apply(x)
+    assert not idx.requires_grad and m.requires_grad
+    g, = ok.grad(m, [x])
+    np.testing.assert_allclose(g.numpy(), [0.0, 0.0])
 
 
 def test_function_multiple_outputs_and_custom_backward_wins():

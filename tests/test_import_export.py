@@ -201,3 +201,27 @@ def test_load_errors():
         imported()
     with pytest.raises(TypeError, match="unexpected input 'z'"):
         imported(z=np.ones(2))
+    # named when the module is called, not by onnxruntime when the result is evaluated
+    with pytest.raises(TypeError, match="input 'x': expected dtype float32, got float64"):
+        imported(np.ones((2, 20)))
+    with pytest.raises(ValueError, match=r"input 'x': expected shape \(\?, 20\), got \(2, 7\)"):
+        imported(np.ones((2, 7), np.float32))
+
+
+def test_load_names_a_dangling_input():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    g = helper.make_graph([helper.make_node("Add", ["x", "ghost"], ["y"], name="add0")], "g", [x], [y])
+    imported = ok.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10))
+    with pytest.raises(ValueError, match="node add0 reads 'ghost', which no earlier node produces"):
+        imported(np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("inputs,output_names,match", [
+    (["x", "x"], None, r"input name\(s\) \['x'\] are used more than once"),
+    (["x", "y"], ["y"], "output name 'y' is already taken"),
+])
+def test_export_rejects_clashing_names(inputs, output_names, match):
+    ins = [ok.Input(n, ("N", 3)) for n in inputs]
+    with pytest.raises(ValueError, match=match):
+        ok.export(lambda a, b: a + b, ins, output_names=output_names)

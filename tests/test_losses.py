@@ -397,7 +397,7 @@ def _x(*shape, dtype=np.float32):
 
 ERRORS = [
     ("CE-target-batch", lambda: nn.CrossEntropyLoss()(_x(3, 4), _x(2, dtype=np.int64)),
-     nn.ShapeError, r"CrossEntropyLoss: expected target of shape \(3\) for input of shape \(3, 4\), got \(2\)"),
+     nn.ShapeError, r"CrossEntropyLoss: expected target of shape \(3,\) for input of shape \(3, 4\), got \(2,\)"),
     ("CE-target-kdim", lambda: nn.CrossEntropyLoss()(_x(3, 4, 5), _x(3, 4, dtype=np.int64)),
      nn.ShapeError, r"expected target of shape \(3, 5\)"),
     ("CE-int-probabilities", lambda: nn.CrossEntropyLoss()(_x(3, 4), _x(3, 4, dtype=np.int64)),

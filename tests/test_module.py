@@ -3,6 +3,7 @@ printing, container operations, the seed's container examples, module paths in n
 error messages, LazyLinear, and Bilinear/Unflatten parity rows."""
 import collections
 import copy
+import inspect
 import re
 
 import numpy as np
@@ -362,6 +363,83 @@ def _torch_repr(m):
 def test_repr_matches_torch(name):
     want = _torch_repr(_repr_models("torch")[name])
     assert repr(_repr_models("ok")[name]) == want
+
+
+LAYER_REPRS = [  # (class name, args, kwargs): the layers' own extra_repr against torch's
+    ("Conv2d", (3, 4, 3), {"padding": "same", "bias": False, "padding_mode": "reflect"}),
+    ("ConvTranspose1d", (2, 4, 3), {"stride": 2, "output_padding": 1, "dilation": 2, "groups": 2}),
+    ("MaxPool1d", (3, 2, 1), {"ceil_mode": True}),
+    ("MaxUnpool1d", (3, 1), {}),
+    ("MaxUnpool2d", (2,), {}),
+    ("AvgPool1d", (3,), {}),
+    ("AvgPool3d", (2, 1), {"ceil_mode": True}),
+    ("LPPool2d", (2, 3), {}),
+    ("AdaptiveAvgPool2d", ((2, None),), {}),
+    ("ReLU", (True,), {}),
+    ("ELU", (0.5, True), {}),
+    ("GELU", ("tanh",), {}),
+    ("RReLU", (0.1, 0.3, True), {}),
+    ("Hardshrink", (), {}),
+    ("Softshrink", (0.3,), {}),
+    ("Threshold", (0.1, 2), {}),
+    ("Hardtanh", (-2.0, 2.0), {}),
+    ("PReLU", (3,), {}),
+    ("Softmax", (1,), {}),
+    ("MSELoss", (), {"reduction": "sum"}),
+    ("CrossEntropyLoss", (), {"label_smoothing": 0.1}),
+    ("KLDivLoss", (), {"reduction": "batchmean"}),
+    ("TripletMarginLoss", (), {"margin": 2.0}),
+    ("BatchNorm2d", (3,), {"momentum": None, "affine": False}),
+    ("BatchNorm1d", (3,), {"bias": False}),
+    ("InstanceNorm2d", (3,), {}),
+    ("LayerNorm", ((2, 3),), {"bias": False}),
+    ("GroupNorm", (2, 4), {}),
+    ("LocalResponseNorm", (2,), {}),
+    ("Dropout2d", (0.2,), {}),
+    ("ReflectionPad2d", (1,), {}),
+    ("ZeroPad1d", (1,), {}),
+    ("ConstantPad2d", ((1, 2, 3, 4), 0.5), {}),
+    ("Embedding", (10, 3), {"padding_idx": 0, "max_norm": 1.0, "norm_type": 1.0, "scale_grad_by_freq": True,
+                            "sparse": True}),
+    ("EmbeddingBag", (10, 3), {"mode": "sum", "padding_idx": 2, "max_norm": 2.0, "scale_grad_by_freq": True}),
+    ("Upsample", (), {"size": (4, 5), "mode": "bilinear"}),
+    ("PixelShuffle", (2,), {}),
+    ("CosineSimilarity", (), {}),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs", LAYER_REPRS, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(LAYER_REPRS)])
+def test_layer_repr_matches_torch(name, args, kwargs):
+    assert repr(getattr(nn, name)(*args, **kwargs)) == repr(getattr(torch.nn, name)(*args, **kwargs))
+
+
+def _layer_classes():
+    """Every onnxkit.nn layer class that torch.nn has too."""
+    return sorted(n for n, v in vars(nn).items() if isinstance(v, type) and issubclass(v, nn.Module)
+                  and n != "Module" and isinstance(getattr(torch.nn, n, None), type))
+
+
+def _params(fn):
+    """(name, kind, default) of fn's parameters after self; None for torch's catch-all (*args, **kwargs)."""
+    ps = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+    if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in ps):
+        return None
+    return [(p.name, p.kind, p.default) for p in ps]
+
+
+@pytest.mark.parametrize("name", _layer_classes())
+def test_layer_signatures_match_torch(name):
+    """Constructor and forward arguments: names, kinds (keyword-only) and defaults, as in torch."""
+    for method in ("__init__", "forward"):
+        want = _params(getattr(getattr(torch.nn, name), method))
+        if want is not None:
+            assert _params(getattr(getattr(nn, name), method)) == want, method
+
+
+def test_lazylinear_reset_parameters_before_materializing():
+    m = nn.LazyLinear(3)
+    m.reset_parameters()  # nothing to initialize yet, as in torch
+    assert m.weight is None and m(ok.randn(2, 4)).shape == (2, 3)
 
 
 # ----- containers --------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ I = R.integers(-5, 5, (3, 4)).astype(np.int64)
 J = R.integers(1, 4, (3, 4)).astype(np.int64)
 M = R.standard_normal((4, 5)).astype(np.float32)
 BM = R.standard_normal((2, 4, 5)).astype(np.float32)
+SPECIAL = np.array([1.0, np.nan, -np.inf, 0.0, np.inf], np.float32)
+FRAC = np.array([[0.5, 1.0], [-0.25, 0.0]], np.float32)  # nonzero fractions count as True in all/any
+TINY = np.array([1e-9, -3e-8, 2e-7, 1e-6, -5e-5, 3e-4, 0.2, -0.45, 2.0], np.float32)  # log1p/expm1 precision
+SCALAR = np.array(2.5, np.float32)
 
 # (id, onnxkit fn, numpy fn, inputs)
 ROWS = [
@@ -108,7 +112,39 @@ ROWS = [
     ("repeat", lambda a: a.repeat(2, 1, 3), lambda a: np.tile(a, (2, 1, 3)), [A]),
     ("flip", lambda a: a.flip(0), lambda a: a[::-1], [A]),
     ("einsum", lambda a, m: ok.einsum("ij,jk->ik", a, m), lambda a, m: a @ m, [A, M]),
+    # regressions: each row failed or gave a wrong number before its fix
+    ("isnan-is-bool", lambda v: v.isnan(), np.isnan, [SPECIAL]),
+    ("isinf-sum-int64", lambda v: v.isinf().sum(), lambda v: np.isinf(v).sum(), [SPECIAL]),
+    ("all-float-fractions", lambda f: ok.all(f[0]), lambda f: np.all(f[0]), [FRAC]),
+    ("any-float-dim", lambda f: f.any(1), lambda f: f.any(1), [FRAC]),
+    ("and-int-bitwise", lambda i: i & 1, lambda i: i & 1, [I]),
+    ("or-int-bitwise", lambda i, j: i | j, lambda i, j: i | j, [I, J]),
+    ("rxor-int-bitwise", lambda i: 6 ^ i, lambda i: 6 ^ i, [I]),
+    ("invert-int-bitwise", lambda i: ~i, lambda i: ~i, [I]),
+    ("and-bool-logical", lambda a, b: (a > 0) & (b > 0), lambda a, b: (a > 0) & (b > 0), [A, B]),
+    ("invert-bool", lambda a: ~(a > 0), lambda a: ~(a > 0), [A]),
+    ("logical_or-floats", lambda f, a: ok.logical_or(f, a[:2, :2]), lambda f, a: np.logical_or(f, a[:2, :2]),
+     [FRAC, A]),
+    ("numpy-float32-scalar", lambda a: a * 0 + ok.exp(np.float32(2.5)), lambda a: a * 0 + np.exp(np.float32(2.5)), [A]),
+    ("narrow-neg-start", lambda a: a.narrow(0, -2, 2), lambda a: a[-2:], [A]),
+    ("var-legacy-unbiased-flag", lambda a: a.var(False), lambda a: a.var(), [A]),
+    ("sum-0d-dim", lambda s: s.sum(0), lambda s: s, [SCALAR]),
+    ("amax-0d-dim-keepdim", lambda s: s.amax(-1, keepdim=True), lambda s: s, [SCALAR]),
+    ("argmax-all-keepdim", lambda a: a.argmax(keepdim=True), lambda a: np.reshape(a.argmax(), (1, 1)), [A]),
+    ("max-numpy-int-dim", lambda a: a.max(np.int64(1)).values, lambda a: a.max(1), [A]),
+    ("scatter-float64-numpy-src", lambda a: a.scatter(1, ok.tensor(np.array([[0], [2], [3]])), np.full((3, 1), 9.0)),
+     lambda a: _scattered(a), [A]),
+    ("to-other-tensor", lambda i, a: i.to(a), lambda i, a: i.astype(np.float32), [I, A]),
+    ("bool-add-is-or", lambda a, b: (a > 0) + (b > 0), lambda a, b: (a > 0) | (b > 0), [A, B]),
+    ("bool-mul-is-and", lambda a, b: (a > 0) * (b > 0), lambda a, b: (a > 0) & (b > 0), [A, B]),
 ]
+
+
+def _scattered(a):
+    """a with 9.0 written at columns 0, 2, 3 of its rows."""
+    out = a.copy()
+    np.put_along_axis(out, np.array([[0], [2], [3]]), 9.0, 1)
+    return out
 
 
 @pytest.mark.parametrize("name,fn,ref,inputs", ROWS, ids=[r[0] for r in ROWS])
@@ -121,7 +157,19 @@ def test_op_matches_numpy(name, fn, ref, inputs):
     if want.dtype == np.float64 and out.dtype == np.float32:
         want = want.astype(np.float32)
     assert out.dtype == got.dtype, f"{name}: declared dtype {out.dtype}, computed {got.dtype}"
+    assert got.dtype == want.dtype, f"{name}: dtype {got.dtype}, numpy gives {want.dtype}"
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,ref", [("log1p", np.log1p), ("expm1", np.expm1)])
+def test_log1p_expm1_keep_relative_precision(name, ref):
+    """Their point is tiny |x|, where log(1 + x) and exp(x) - 1 lose every digit; gradients as torch's."""
+    x = ok.tensor(TINY, requires_grad=True)
+    y = getattr(ok, name)(x)
+    np.testing.assert_allclose(y.numpy(), ref(TINY), rtol=2e-6, atol=0)
+    g, = ok.grad(y.sum(), [x])
+    want = 1 / (1 + TINY.astype(np.float64)) if name == "log1p" else np.exp(TINY.astype(np.float64))
+    np.testing.assert_allclose(g.numpy(), want, rtol=1e-6)
 
 
 # ----- type promotion follows torch ----------------------------------------------------------
@@ -175,6 +223,44 @@ def test_factories():
     np.testing.assert_array_equal(a, ok.randn(4).numpy())
 
 
+@pytest.mark.parametrize("args,size", [((10, (3,)), (3,)), ((5, 10, (2, 2)), (2, 2)), ((4,), None)])
+def test_randint_takes_torchs_forms(args, size):
+    """randint(high, size) and randint(low, high, size), as torch; a missing size is an error."""
+    if size is None:
+        with pytest.raises(TypeError, match="needs a size"):
+            ok.randint(*args)
+        return
+    v = ok.randint(*args).numpy()
+    low, high = (0, args[0]) if len(args) == 2 else args[:2]
+    assert v.shape == size and v.dtype == np.int64 and low <= v.min() and v.max() < high
+
+
+def test_tensor_copies_its_data():
+    """Evaluation is lazy: changing the source array after ok.tensor() must not change results."""
+    src = np.ones(3, np.float32)
+    y = ok.tensor(src) * 2
+    src[:] = 100
+    np.testing.assert_array_equal(y.numpy(), [2, 2, 2])
+
+
+def test_detach_sees_a_pending_update():
+    w = ok.tensor(np.ones(2, np.float32))
+    with ok.no_grad():
+        w -= ok.tensor(np.ones(2, np.float32)) * 3
+    np.testing.assert_array_equal(w.detach().numpy(), [-2, -2])
+
+
+def test_augmented_assignment_on_a_computed_tensor_exports():
+    """`h += x` inside a traced forward (ResNet's `out += identity`) stays in the graph."""
+    def fn(t):
+        h = t * 2
+        h += t
+        return h
+    data = R.standard_normal((3, 4)).astype(np.float32)
+    _, out = _run_export(fn, [ok.Input("x", ("N", 4))], {"x": data})
+    np.testing.assert_allclose(out, data * 3, rtol=1e-6)
+
+
 # ----- symbolic dims -------------------------------------------------------------------------
 def _run_export(fn, inputs, feeds):
     model = ok.export(fn, inputs)
@@ -188,8 +274,23 @@ def test_symbolic_dims_print_and_compare():
     assert str(n) == "N" and repr(x.shape) == "(N, 4)"
     assert n == ok.Input("y", ("N", 2)).shape[0]
     assert str(n * 4) == "4*N"
+    assert str(0 - n) == "(0)-(N)" and (0 + n) is n and (1 * n) is n and str(1 // n) == "(1)//(N)"
     assert (x * 2).shape[0] == n
     assert (x @ ok.tensor(M)).shape[1] == 5
+    assert str(x.repeat(2, 1).repeat(3, 1).shape[0]) == "6*N"  # canonical, comparable with other 6*N
+
+
+def test_dim_arithmetic_values():
+    """0 - N is -N (it used to come back as N); reductions over a symbolic batch keep torch's rank."""
+    def fn(t):
+        return t.sum(0) * (0 - t.shape[0]), t.var(), t.std(0)
+    data = R.standard_normal((6, 4)).astype(np.float32)
+    model = ok.export(fn, [ok.Input("x", ("N", 4))])
+    neg, var, std = ok.Session(model).run({"x": data}).values()
+    np.testing.assert_allclose(neg, data.sum(0) * -6, rtol=1e-5)
+    assert var.shape == () and std.shape == (4,)
+    np.testing.assert_allclose(var, data.var(ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(std, data.std(0, ddof=1), rtol=1e-5)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 7])
@@ -248,6 +349,37 @@ def test_index_out_of_range():
         ok.tensor(A)[3]
     with pytest.raises(IndexError, match="too many indices"):
         ok.tensor(A)[0, 0, 0]
+
+
+BUILD_ERRORS = [  # (what, call, exception, message): raised while building, naming what to fix
+    ("linear-features", lambda: ok.linear(ok.tensor(A), ok.tensor(M), ok.tensor(np.ones(4, np.float32))),
+     ValueError, r"input of shape \(3, 4\) has 4 features, but the weight of shape \(4, 5\) expects 5"),
+    ("gemm-inner-dims", lambda: ok.ops.apply("Gemm", [ok.tensor(A), ok.tensor(A)]), ValueError,
+     r"Gemm: A \(3, 4\) and B \(3, 4\) cannot be multiplied \(4 vs 3\)"),
+    ("gemm-bias", lambda: ok.ops.apply("Gemm", [ok.tensor(A), ok.tensor(M), ok.tensor(np.ones(3, np.float32))]),
+     ValueError, r"Gemm bias: shapes \(3, 5\) and \(3,\) are not broadcastable"),
+    ("cat-0d", lambda: ok.cat([ok.tensor(SCALAR), ok.tensor(SCALAR)]), ValueError, "zero-dimensional"),
+    ("cat-ranks", lambda: ok.cat([ok.tensor(A), ok.tensor(B)], 1), ValueError, r"same rank, got \(3, 4\) and \(4,\)"),
+    ("gather-rank", lambda: ok.tensor(A).gather(1, ok.tensor(np.zeros(3, np.int64))), ValueError,
+     "as many dims as the input"),
+    ("flatten-order", lambda: ok.tensor(C).flatten(2, 1), ValueError, "start_dim 2 comes after end_dim 1"),
+    ("narrow-range", lambda: ok.tensor(A).narrow(1, 2, 3), IndexError, "exceeds dim 1 of size 4"),
+    ("float-and", lambda: ok.tensor(A) & ok.tensor(A), TypeError, "bool or integer"),
+    ("bool-sub", lambda: (ok.tensor(A) > 0) - (ok.tensor(A) > 1), TypeError, "not supported on two bool tensors"),
+    ("view-dtype", lambda: ok.tensor(A).view(np.int32), NotImplementedError, "reinterprets the bits"),
+    ("div-mode", lambda: ok.div(ok.tensor(A), 2, rounding_mode="round"), ValueError, "rounding_mode"),
+    ("dot-rank", lambda: ok.dot(ok.tensor(A), ok.tensor(B)), ValueError, r"dot: expected 1-D and 1-D"),
+    ("split-zero", lambda: ok.split(ok.tensor(A), 0), ValueError, "must be positive"),
+    ("chunk-symbolic", lambda: ok.chunk(ok.Input("x", ("N", 4)), 2), ValueError, "symbolic"),
+    ("norm-nuc", lambda: ok.tensor(A).norm(p="nuc"), ValueError, "p='nuc' is not supported"),
+    ("bool-ambiguous", lambda: bool(ok.tensor(A) > 0), RuntimeError, r"ambiguous"),
+]
+
+
+@pytest.mark.parametrize("what,call,exc,match", BUILD_ERRORS, ids=[e[0] for e in BUILD_ERRORS])
+def test_build_time_errors(what, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
 
 
 def test_unbound_input_is_named():

@@ -3,6 +3,7 @@ the registry do the math. Gradient graphs are ordinary Tensors, so they can be d
 import numpy as np
 
 from .. import ops
+from ..dims import format_shape
 from ..tensor import Tensor, const, enable_grad, no_grad
 from ..emit import topo
 from .registry import lookup
@@ -29,13 +30,24 @@ def _walk(outputs):
 
 
 def _seed(out, g):
+    """The gradient that starts the walk at `out`: ones for a one-element output, else the given one
+    (cast to out's dtype; its shape must be out's, as in torch)."""
     if g is None:  # torch: implicit only for one-element outputs
         if out._shape is None or any(d != 1 for d in out._shape):
-            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {out._shape}; "
+            shape = "unknown" if out._shape is None else format_shape(out._shape)
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {shape}; "
                                "pass gradient= (or grad_outputs=)")
         return const(np.ones(out._shape), out.dtype)
     g = ops.as_tensor(g)
+    if g._shape is not None and out._shape is not None and not _same_shape(g._shape, out._shape):
+        raise RuntimeError(f"Mismatch in shape: the gradient has shape {format_shape(g._shape)} and the output "
+                           f"has shape {format_shape(out._shape)}")
     return ops.cast(g, out.dtype)
+
+
+def _same_shape(a, b):
+    """Equal ranks and equal static dims (symbolic dims are not compared)."""
+    return len(a) == len(b) and all(not (isinstance(p, int) and isinstance(q, int)) or p == q for p, q in zip(a, b))
 
 
 def _backprop(outputs, grad_outputs):
@@ -72,9 +84,7 @@ def _backprop(outputs, grad_outputs):
             gins = rule(node, gouts)
             targets = node.inputs
         for t, g in zip(targets, gins):
-            if not isinstance(t, Tensor):
-                continue
-            if g is None or t is None or not t.requires_grad:
+            if g is None or not isinstance(t, Tensor) or not t.requires_grad:
                 continue
             if t._shape is not None and g._shape != t._shape:
                 g = unbroadcast(g, t._shape)
@@ -90,8 +100,12 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     single_in = isinstance(inputs, Tensor)
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if single_in else list(inputs)
-    if grad_outputs is None or isinstance(grad_outputs, Tensor) or isinstance(grad_outputs, np.ndarray):
-        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad_outputs has {len(grad_outputs)} entries for {len(outputs)} outputs")
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise RuntimeError(f"input {i} of ok.grad does not require grad; create it with requires_grad=True")

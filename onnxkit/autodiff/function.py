@@ -1,11 +1,14 @@
 """`ok.autodiff.Function`: a Python-level composite with its own backward (torch.autograd.Function)."""
+from .. import dtypes
 from ..tensor import Tensor, no_grad, apply, is_grad_enabled
 
 
 class Context:
     """What forward passes to backward (torch's ctx)."""
+    saved_tensors = ()
 
     def save_for_backward(self, *tensors):
+        """Keep tensors for backward as `ctx.saved_tensors`."""
         self.saved_tensors = tensors
 
 
@@ -15,6 +18,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
+        """Run forward (not recorded) and wrap its outputs so the backward walk calls `backward`."""
         ctx = Context()
         with no_grad():
             out = cls.forward(ctx, *args)
@@ -25,7 +29,7 @@ class Function:
         for k, o in enumerate(outs):
             w = apply("Identity", [o], types=[(o.dtype, o._shape)])
             w.node.custom = (call, k)
-            w.requires_grad = rg
+            w.requires_grad = rg and dtypes.is_floating(o.dtype)
             wrapped.append(w)
         call.outputs = wrapped
         return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)

@@ -5,7 +5,7 @@ A rule is `rule(node, grads) -> [grad per input]`: `grads[k]` is the gradient of
 The engine un-broadcasts and accumulates; rules only do the math, with the Tensor API."""
 
 RULES = {}
-NOT_DIFFERENTIABLE = {(("", op)) for op in (
+NOT_DIFFERENTIABLE = {("", op) for op in (
     "Shape", "Size", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
     "ArgMax", "ArgMin", "IsNaN", "IsInf", "Sign", "Floor", "Ceil", "Round", "NonZero", "ConstantOfShape",
     "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Bernoulli", "Multinomial",
@@ -22,6 +22,7 @@ def register(op_type, domain=""):
 
 
 def register_non_differentiable(op_type, domain=""):
+    """Declare that an op's outputs carry no gradient (indices, masks, shapes)."""
     NOT_DIFFERENTIABLE.add((domain, op_type))
 
 

@@ -17,7 +17,14 @@ def _y(node, i=0):
     return node.outputs[i]
 
 
+def _like(op_type, inputs, like, dtype=None):
+    """One node whose output has `like`'s shape (and dtype unless given): skips shape inference and
+    promotion on the hot path of define-by-run loops, for operands already of matching types."""
+    return apply(op_type, inputs, types=[(dtype or like.dtype, like._shape)])
+
+
 def _needs(node, i):
+    """Whether input i exists and wants a gradient."""
     t = node.inputs[i] if i < len(node.inputs) else None
     return t is not None and t.requires_grad
 
@@ -46,9 +53,7 @@ def _expand_back(node, g):
         axes = list(range(len(x._shape)))
     if not node.attrs.get("keepdims", 1) and axes and g._shape != ():  # a scalar broadcasts as is
         g = ops.unsqueeze(g, axes)
-    shape = const(x._shape, np.int64) if all(isinstance(d, int) for d in x._shape) else \
-        apply("Shape", [x], types=[(np.dtype(np.int64), (len(x._shape),))])  # symbolic: one Shape node
-    return _like("Expand", [g, shape], x, g.dtype)
+    return _like("Expand", [g, ops.shape_of(x)], x, g.dtype)
 
 
 def _out_keep(node):
@@ -87,20 +92,17 @@ def _div(node, g):
     return [g[0] / b if _needs(node, 0) else None, -g[0] * _y(node) / b if _needs(node, 1) else None]
 
 
-def _like(op_type, inputs, like, dtype=None):
-    """One node whose output has `like`'s shape (and dtype unless given): skips shape inference and
-    promotion on the hot path of define-by-run loops, for operands already of matching types."""
-    return apply(op_type, inputs, types=[(dtype or like.dtype, like._shape)])
-
-
 def _pow_base_grad(node, g):
-    """g * d(a**b)/da; a constant scalar exponent is folded at build time (x**2 -> g * 2x)."""
+    """g * d(a**b)/da; a constant scalar exponent is folded at build time (x**2 -> g * 2x, x**0 -> 0,
+    where b * a**(b-1) would give NaN at a = 0; torch gives 0)."""
     a, b = node.inputs
     if b.kind != "const" or b._value.size != 1 or len(b._shape) > len(a._shape):
-        return g * b * ops.pow(a, b - 1)
+        return ops.where(ops.eq(b, 0.0), 0.0, g * b * ops.pow(a, b - 1))
     e = float(b._value.reshape(-1)[0])
     if e == 1.0:
         return g
+    if e == 0.0:
+        return _like("Mul", [g, const(0.0, g.dtype)], g)
     da = _like("Mul", [a, const(e, a.dtype)], a) if e == 2.0 else \
         _like("Mul", [_like("Pow", [a, const(e - 1.0, b.dtype)], a), const(e, a.dtype)], a)
     return _like("Mul", [g, da], g)
@@ -108,9 +110,13 @@ def _pow_base_grad(node, g):
 
 @register("Pow")
 def _pow(node, g):
+    """d/db a**b = a**b log(a), taken as 0 where a = 0 and b >= 0 (torch: the limit, not NaN)."""
     a, b = node.inputs
     ga = _pow_base_grad(node, g[0]) if _needs(node, 0) else None
-    gb = g[0] * _y(node) * ops.log(a) if _needs(node, 1) else None
+    gb = None
+    if _needs(node, 1):
+        at_zero = ops.logical_and(ops.eq(a, 0.0), ops.ge(b, 0.0))
+        gb = ops.where(at_zero, 0.0, g[0] * _y(node) * ops.log(a))
     return [ga, gb]
 
 
@@ -500,7 +506,11 @@ def _reduce_l1(node, g):
 
 @register("ReduceL2")
 def _reduce_l2(node, g):
-    return [_expand_back(node, g[0]) * node.inputs[0] / _out_keep(node), None]
+    """g x / ||x||; 0 for an all-zero slice (x / max(||x||, tiny)), as torch, instead of 0/0."""
+    x = node.inputs[0]
+    norm = _out_keep(node)
+    safe = ops.maximum(norm, const(np.finfo(norm.dtype).tiny, norm.dtype))
+    return [_expand_back(node, g[0]) * x / safe, None]
 
 
 @register("ReduceSumSquare")

@@ -5,6 +5,7 @@ import inspect
 import numpy as np
 
 from .. import dtypes, ops
+from . import init as nn_init
 from .module import Module, ShapeError
 from .parameter import Parameter
 
@@ -41,14 +42,18 @@ class _Activation(Module):
         return ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self._params if n != "inplace" or self.inplace)
 
 
-def _activation(name, fn, *params, doc=""):
-    cls = type(name, (_Activation,), {"_fn": staticmethod(fn), "_params": params, "__doc__": doc,
-                                      "__module__": __name__})
+def _activation(name, fn, *params, doc="", extra_repr=None):
+    """An _Activation subclass calling `fn`, with torch's constructor arguments `params`."""
+    attrs = {"_fn": staticmethod(fn), "_params": params, "__doc__": doc, "__module__": __name__}
+    if extra_repr is not None:
+        attrs["extra_repr"] = extra_repr
+    cls = type(name, (_Activation,), attrs)
     cls.__init__ = _with_signature(_Activation.__init__, cls)
     return cls
 
 
 def _with_signature(init, cls):
+    """`init` wrapped so that inspect.signature shows the class's own arguments."""
     def __init__(self, *args, **kwargs):
         init(self, *args, **kwargs)
     __init__.__signature__ = inspect.Signature(
@@ -57,6 +62,12 @@ def _with_signature(init, cls):
 
 
 _INPLACE = ("inplace", False)
+
+
+def _lambd_repr(self):
+    """torch prints Hardshrink's and Softshrink's lambd alone: `Hardshrink(0.5)`."""
+    return f"{self.lambd}"
+
 
 # name: (functional, (argument, torch default), ...)
 ReLU = _activation("ReLU", ops.relu, _INPLACE, doc="max(0, x): Relu.")
@@ -72,13 +83,15 @@ Threshold = _activation("Threshold", ops.threshold, ("threshold", _REQUIRED), ("
                         doc="x if x > threshold else value.")
 Hardsigmoid = _activation("Hardsigmoid", ops.hardsigmoid, _INPLACE, doc="relu6(x+3)/6: HardSigmoid.")
 Hardswish = _activation("Hardswish", ops.hardswish, _INPLACE, doc="x*relu6(x+3)/6: HardSwish.")
-Hardshrink = _activation("Hardshrink", ops.hardshrink, ("lambd", 0.5), doc="x where |x| > lambd, else 0.")
+Hardshrink = _activation("Hardshrink", ops.hardshrink, ("lambd", 0.5), doc="x where |x| > lambd, else 0.",
+                         extra_repr=_lambd_repr)
 Sigmoid = _activation("Sigmoid", ops.sigmoid, doc="Sigmoid.")
 Tanh = _activation("Tanh", ops.tanh, doc="Tanh.")
 LogSigmoid = _activation("LogSigmoid", ops.logsigmoid, doc="-softplus(-x).")
 Softplus = _activation("Softplus", ops.softplus, ("beta", 1.0), ("threshold", 20.0),
                        doc="log(1+exp(beta*x))/beta, linear above threshold.")
-Softshrink = _activation("Softshrink", ops.softshrink, ("lambd", 0.5), doc="x - clamp(x, -lambd, lambd).")
+Softshrink = _activation("Softshrink", ops.softshrink, ("lambd", 0.5), doc="x - clamp(x, -lambd, lambd).",
+                         extra_repr=_lambd_repr)
 Softsign = _activation("Softsign", ops.softsign, doc="x/(1+|x|): Softsign.")
 Tanhshrink = _activation("Tanhshrink", ops.tanhshrink, doc="x - tanh(x).")
 Softmin = _activation("Softmin", ops.softmin, ("dim", None), doc="softmax(-x, dim).")
@@ -120,7 +133,7 @@ class PReLU(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        from . import init as nn_init
+        """Every slope = init (torch's default 0.25)."""
         nn_init.constant_(self.weight, self.init)
 
     def forward(self, input):
@@ -144,4 +157,4 @@ class RReLU(Module):
         return ops.rrelu(input, self.lower, self.upper, self.training)
 
     def extra_repr(self):
-        return f"lower={self.lower}, upper={self.upper}"
+        return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace else "")

@@ -70,22 +70,8 @@ def _param_line(key, p):
     return f"  ({key}): Object of type: {type(p).__name__}"
 
 
-class Sequential(Module):
-    """Modules applied in order; built from positional modules or one OrderedDict of named modules."""
-
-    def __init__(self, *args):
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], collections.OrderedDict):
-            for name, m in args[0].items():
-                self.add_module(name, m)
-        else:
-            for i, m in enumerate(args):
-                self.add_module(str(i), m)
-
-    def __getitem__(self, idx):
-        if isinstance(idx, slice):
-            return type(self)(collections.OrderedDict(list(self._modules.items())[idx]))
-        return list(self._modules.values())[_abs_index(idx, len(self))]
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: positional access to the children, kept numbered densely."""
 
     def __setitem__(self, idx, module):
         setattr(self, list(self._modules)[_abs_index(idx, len(self))], module)
@@ -101,6 +87,38 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+    def __dir__(self):
+        return [k for k in super().__dir__() if not k.isdigit()]
+
+    def append(self, module):
+        """Add `module` at the end."""
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, idx):
+        """Remove and return the module at `idx`."""
+        v = self[idx]
+        del self[idx]
+        return v
+
+
+class Sequential(_ModuleSequence):
+    """Modules applied in order; built from positional modules or one OrderedDict of named modules."""
+
+    def __init__(self, *args):
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], collections.OrderedDict):
+            for name, m in args[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(args):
+                self.add_module(str(i), m)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return type(self)(collections.OrderedDict(list(self._modules.items())[idx]))
+        return list(self._modules.values())[_abs_index(idx, len(self))]
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
@@ -121,25 +139,15 @@ class Sequential(Module):
 
     __rmul__ = __mul__
 
-    def __dir__(self):
-        return [k for k in super().__dir__() if not k.isdigit()]
-
-    def pop(self, idx):
-        v = self[idx]
-        del self[idx]
-        return v
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
     def insert(self, index, module):
+        """Insert `module` before position `index`."""
         if not isinstance(module, Module):
             raise TypeError(f"module should be of type Module, got {type(module).__name__}")
         _insert(self, index, module)
         return self
 
     def extend(self, sequential):
+        """Append every module of `sequential`."""
         for m in sequential:
             self.append(m)
         return self
@@ -150,7 +158,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of registered submodules (indexing, slicing, append/extend/insert/pop, del)."""
 
     def __init__(self, modules=None):
@@ -163,28 +171,11 @@ class ModuleList(Module):
             return type(self)(list(self._modules.values())[idx])
         return self._modules[str(_abs_index(idx, len(self)))]
 
-    def __setitem__(self, idx, module):
-        setattr(self, str(_abs_index(idx, len(self))), module)
-
-    def __delitem__(self, idx):
-        for k in range(len(self))[idx] if isinstance(idx, slice) else [_abs_index(idx, len(self))]:
-            delattr(self, str(k))
-        _renumber(self)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __iadd__(self, modules):
         return self.extend(modules)
 
     def __add__(self, other):
         return ModuleList(itertools.chain(self, other))
-
-    def __dir__(self):
-        return [k for k in super().__dir__() if not k.isdigit()]
 
     def __repr__(self):
         """torch's compressed form: runs of identical entries print once as `(i-j): n x Repr`."""
@@ -202,18 +193,11 @@ class ModuleList(Module):
         return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
 
     def insert(self, index, module):
+        """Insert `module` before position `index`."""
         _insert(self, index, module)
 
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-    def pop(self, idx):
-        v = self[idx]
-        del self[idx]
-        return v
-
     def extend(self, modules):
+        """Append every module of the iterable `modules`."""
         if not isinstance(modules, abc.Iterable):
             raise TypeError(f"ModuleList.extend should be called with an iterable, but got {type(modules).__name__}")
         for m in list(modules):
@@ -265,6 +249,7 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules):
+        """Add (key, module) pairs from a mapping or an iterable of pairs, in their order."""
         for k, m in _pairs("ModuleDict", modules):
             self[k] = m
 
@@ -358,6 +343,7 @@ class ParameterDict(Module):
         return key in self._keys
 
     def copy(self):
+        """A new ParameterDict holding the same Parameters (not copies)."""
         return ParameterDict(collections.OrderedDict((k, self[k]) for k in self._keys))
 
     def setdefault(self, key, default=None):
@@ -382,6 +368,7 @@ class ParameterDict(Module):
         return self[key] if key in self else default
 
     def fromkeys(self, keys, default=None):
+        """A new ParameterDict with every key of `keys` set to `default`."""
         return ParameterDict((k, default) for k in keys)
 
     def keys(self):
@@ -394,6 +381,7 @@ class ParameterDict(Module):
         return (self[k] for k in self._keys)
 
     def update(self, parameters):
+        """Add (key, value) pairs from a mapping or iterable; a plain dict's keys go in sorted order (torch)."""
         pairs = _pairs("ParameterDict", parameters)
         if isinstance(parameters, abc.Mapping) and not isinstance(parameters, (collections.OrderedDict, ParameterDict)):
             pairs = sorted(pairs, key=lambda kv: kv[0])

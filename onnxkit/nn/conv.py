@@ -7,7 +7,7 @@ import numpy as np
 from .. import ops
 from ..ops.conv import batched, check_channels, ntuple
 from . import init
-from .module import Module
+from .module import Module, dim_variants
 from .parameter import Parameter
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
@@ -98,6 +98,8 @@ class _ConvNd(Module):
 
 
 class _Conv(_ConvNd):
+    """torch's Conv arguments; padding modes other than 'zeros' pad explicitly (ONNX Pad) first."""
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
@@ -115,6 +117,7 @@ class _Conv(_ConvNd):
 
 
 class _ConvTranspose(_ConvNd):
+    """torch's ConvTranspose arguments; forward(input, output_size=None) picks the output_padding."""
     _transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
@@ -153,29 +156,10 @@ class _ConvTranspose(_ConvNd):
                                 self.groups, self.dilation)
 
 
-class Conv1d(_Conv):
-    _n = 1
-
-
-class Conv2d(_Conv):
-    _n = 2
-
-
-class Conv3d(_Conv):
-    _n = 3
-
-
-class ConvTranspose1d(_ConvTranspose):
-    _n = 1
-
-
-class ConvTranspose2d(_ConvTranspose):
-    _n = 2
-
-
-class ConvTranspose3d(_ConvTranspose):
-    _n = 3
-
+Conv1d, Conv2d, Conv3d = dim_variants(
+    _Conv, "Conv", "Convolution over the last {n} dim(s) of (N, C_in, ...) input: ONNX Conv.")
+ConvTranspose1d, ConvTranspose2d, ConvTranspose3d = dim_variants(
+    _ConvTranspose, "ConvTranspose", "Transposed convolution over the last {n} dim(s): ONNX ConvTranspose.")
 
 _CONV = {1: ops.conv1d, 2: ops.conv2d, 3: ops.conv3d}
 _CONV_T = {1: ops.conv_transpose1d, 2: ops.conv_transpose2d, 3: ops.conv_transpose3d}

@@ -1,11 +1,12 @@
 """Dropout layers (torch/nn/modules/dropout.py): identity in eval mode, a fresh mask per call in training."""
 from .. import ops
-from .module import Module, ShapeError
+from .module import Module, shape_errors
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"]
 
 
 class _DropoutNd(Module):
+    """Holds p and inplace (accepted, ignored: graphs are pure); forward calls the functional `_fn`."""
     _fn = staticmethod(ops.dropout)
 
     def __init__(self, p=0.5, inplace=False):
@@ -15,10 +16,8 @@ class _DropoutNd(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, input):
-        try:
+        with shape_errors():  # wrong rank for the feature variants
             return self._fn(input, self.p, self.training, self.inplace)
-        except ValueError as e:  # wrong rank for the feature variants
-            raise ShapeError(str(e)) from None
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"

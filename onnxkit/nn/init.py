@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 
 from ..tensor import rng as _global_rng
+from .module import _set_value
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
            "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
@@ -35,24 +36,25 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def _shape(t):
+    """t's static shape; ValueError for symbolic or unknown shapes."""
     if t._shape is None or not all(isinstance(d, int) for d in t._shape):
         raise ValueError(f"init needs a tensor with a known shape, got {t!r}")
     return tuple(t._shape)
 
 
 def _rng(generator):
+    """`generator` (a numpy Generator) or, when None, the stream of ok.manual_seed."""
     return generator if generator is not None else _global_rng()
 
 
 def _set(t, arr):
     """Replace t's value by arr (cast to t's dtype, after any pending in-place update of t)."""
-    from ..runtime import flush_if_pending
-    flush_if_pending(t)
-    t._become_value(np.asarray(arr, dtype=t.dtype).reshape(_shape(t)))
+    _set_value(t, np.reshape(arr, _shape(t)))
     return t
 
 
 def _calculate_fan_in_and_fan_out(t):
+    """(fan_in, fan_out) of a weight: dims 1 and 0 times the receptive field (torch's helper)."""
     shape = _shape(t)
     if len(shape) < 2:
         raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
@@ -61,6 +63,7 @@ def _calculate_fan_in_and_fan_out(t):
 
 
 def _calculate_correct_fan(t, mode):
+    """fan_in or fan_out by `mode`."""
     mode = mode.lower()
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"Mode {mode} not supported, please use one of ['fan_in', 'fan_out']")
@@ -69,6 +72,7 @@ def _calculate_correct_fan(t, mode):
 
 
 def _is_empty(t):
+    """Whether t has no elements (torch warns and leaves it as it is)."""
     if 0 in _shape(t):
         warnings.warn("Initializing zero-element tensors is a no-op")
         return True
@@ -108,10 +112,12 @@ def constant_(tensor, val):
 
 
 def zeros_(tensor):
+    """Fill with 0."""
     return constant_(tensor, 0.0)
 
 
 def ones_(tensor):
+    """Fill with 1."""
     return constant_(tensor, 1.0)
 
 
@@ -200,6 +206,7 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
 
 
 def _deprecated(fn):
+    """torch's old name of `fn` (without the trailing underscore), warning that it is deprecated."""
     def old(*args, **kwargs):
         warnings.warn(f"nn.init.{fn.__name__[:-1]} is now deprecated in favor of nn.init.{fn.__name__}.",
                       FutureWarning, stacklevel=2)

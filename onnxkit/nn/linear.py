@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from .. import dtypes, ops
+from ..dims import format_shape
 from . import init
 from .module import Module, ShapeError, _to_numpy
 from .parameter import Parameter
@@ -11,12 +12,17 @@ from .parameter import Parameter
 __all__ = ["Identity", "Linear", "Bilinear", "LazyLinear", "Flatten", "Unflatten"]
 
 
-def _empty(*shape, dtype=None):
-    return Parameter(np.zeros(shape, dtype=dtypes.as_dtype(dtype or np.float32)))
+def _weight_and_bias(module, weight_shape, bias, dtype):
+    """Register zero `weight` of weight_shape and `bias` (weight_shape[0],) or None (bias=False), in
+    `dtype` (float32 by default); reset_parameters then fills them."""
+    dt = dtypes.as_dtype(dtype or np.float32)
+    module.weight = Parameter(np.zeros(weight_shape, dt))
+    module.register_parameter("bias", Parameter(np.zeros(weight_shape[:1], dt)) if bias else None)
 
 
 def _fmt(shape):
-    return "?" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
+    """A shape for error messages; `?` when the rank is unknown."""
+    return "?" if shape is None else format_shape(shape)
 
 
 class Identity(Module):
@@ -25,8 +31,8 @@ class Identity(Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
 
-    def forward(self, x):
-        return x
+    def forward(self, input):
+        return input
 
 
 class Linear(Module):
@@ -36,11 +42,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty(out_features, in_features, dtype=dtype)
-        if bias:
-            self.bias = _empty(out_features, dtype=dtype)
-        else:
-            self.register_parameter("bias", None)
+        _weight_and_bias(self, (out_features, in_features), bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -49,8 +51,8 @@ class Linear(Module):
             bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
-        x = ops.as_tensor(x)
+    def forward(self, input):
+        x = ops.as_tensor(input)
         if not x._shape or (isinstance(x._shape[-1], int) and x._shape[-1] != self.in_features):
             raise ShapeError(f"expected input with last dim {self.in_features} (in_features), got shape {_fmt(x._shape)}")
         return ops.linear(x, self.weight, self.bias)
@@ -71,18 +73,22 @@ class LazyLinear(Linear):
         self.register_parameter("weight", None)
         self.register_parameter("bias", None)
 
+    def reset_parameters(self):
+        """Nothing to initialize before the first input (torch's LazyLinear skips it too)."""
+        if self.weight is not None:
+            super().reset_parameters()
+
     def _materialize(self, in_features):
+        """Create weight (and bias) for `in_features` with torch's init, then become a Linear."""
         has_bias, dtype = self._lazy
         del self._lazy
         self.in_features = in_features
-        self.weight = _empty(self.out_features, in_features, dtype=dtype)
-        if has_bias:
-            self.bias = _empty(self.out_features, dtype=dtype)
+        _weight_and_bias(self, (self.out_features, in_features), has_bias, dtype)
         self.reset_parameters()
         self.__class__ = self.cls_to_become
 
-    def forward(self, x):
-        x = ops.as_tensor(x)
+    def forward(self, input):
+        x = ops.as_tensor(input)
         if not x._shape or not isinstance(x._shape[-1], int):
             raise ShapeError(f"LazyLinear needs an input whose last dim is known, got shape {_fmt(x._shape)}")
         self._materialize(x._shape[-1])
@@ -107,11 +113,7 @@ class Bilinear(Module):
     def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        self.weight = _empty(out_features, in1_features, in2_features, dtype=dtype)
-        if bias:
-            self.bias = _empty(out_features, dtype=dtype)
-        else:
-            self.register_parameter("bias", None)
+        _weight_and_bias(self, (out_features, in1_features, in2_features), bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -12,15 +12,13 @@ __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "PoissonNLLLoss",
 
 
 class _Loss(Module):
-    """Holds `reduction` (legacy size_average/reduce folded in, as torch)."""
+    """Holds `reduction` (legacy size_average/reduce folded in, as torch). Like torch's, the repr
+    shows no arguments: `MSELoss()`."""
     _valid = REDUCTIONS
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         self.reduction = reduction_of(size_average, reduce, reduction, self._valid)
-
-    def extra_repr(self):
-        return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
 
 
 class _WeightedLoss(_Loss):

@@ -49,6 +49,7 @@ class RemovableHandle:
         self.hooks, self.id = hooks, next(RemovableHandle._ids)
 
     def remove(self):
+        """Unregister the hook (a second call does nothing)."""
         self.hooks.pop(self.id, None)
 
     def __enter__(self):
@@ -195,6 +196,7 @@ class Module:
         return m
 
     def _get_leaf(self, target, store, kind):
+        """The entry `name` of `store` in the submodule at the dotted path `target` = path.name."""
         path, _, name = target.rpartition(".")
         m = self.get_submodule(path)
         if name not in getattr(m, store):
@@ -223,6 +225,7 @@ class Module:
                 yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self):
+        """This module and every descendant, pre-order, each once."""
         return (m for _, m in self.named_modules())
 
     def named_children(self):
@@ -234,9 +237,11 @@ class Module:
                 yield name, m
 
     def children(self):
+        """The direct children, each once."""
         return (m for _, m in self.named_children())
 
     def _named_members(self, store, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Tensor) of the non-None entries of `store` in this module (and descendants)."""
         seen = set()
         mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mp, m in mods:
@@ -248,15 +253,19 @@ class Module:
                 yield (f"{mp}.{n}" if mp else n), v
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) pairs, in state_dict order; a shared parameter once."""
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
+        """The Parameters, as named_parameters orders them."""
         return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, buffer Tensor) pairs, persistent or not."""
         return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
+        """The buffer Tensors, as named_buffers orders them."""
         return (b for _, b in self.named_buffers(recurse=recurse))
 
     # ----- state -----------------------------------------------------------------------------
@@ -341,22 +350,18 @@ class Module:
         return self
 
     def eval(self):
+        """train(False): dropout off, batch norm on its running statistics."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad=True):
+        """Set requires_grad on every parameter (False freezes them)."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none=True):
         """Reset every parameter's .grad: to None (default) or to zeros."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.zero_()
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn):
         """Call fn on every submodule (children first) and on self, like torch (used for init)."""
@@ -386,18 +391,23 @@ class Module:
         return self._cast(dtype) if dtype is not None else self
 
     def cpu(self):
+        """No-op: the device is chosen per Session/Trainer."""
         return self
 
     def cuda(self, device=None):
+        """No-op: the device is chosen per Session/Trainer (device="cuda" or "auto")."""
         return self
 
     def float(self):
+        """Cast floating parameters and buffers to float32."""
         return self._cast("float32")
 
     def double(self):
+        """Cast floating parameters and buffers to float64."""
         return self._cast("float64")
 
     def half(self):
+        """Cast floating parameters and buffers to float16."""
         return self._cast("float16")
 
     def register_forward_pre_hook(self, hook):
@@ -417,6 +427,7 @@ class Module:
         return type(self).__name__
 
     def extra_repr(self):
+        """The layer's own settings inside its repr's parentheses (override, as in torch)."""
         return ""
 
     def __repr__(self):
@@ -439,6 +450,7 @@ class Module:
 
     # ----- calling -----------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
+        """The computation on Tensors; every subclass defines it."""
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
@@ -482,6 +494,36 @@ class ShapeError(ValueError):
     def __init__(self, msg):
         super().__init__(msg)
         self.msg, self.path = msg, None
+
+
+@contextlib.contextmanager
+def shape_errors():
+    """Report a functional op's ValueError (a bad input shape) as a ShapeError, so that
+    Module.__call__ names the layer path."""
+    try:
+        yield
+    except ShapeError:
+        raise
+    except ValueError as e:
+        raise ShapeError(str(e)) from None
+
+
+def dim_variants(base, name, doc, dims=(1, 2, 3), **attrs):
+    """The layer classes `{name}1d`, `{name}2d`, ... of an N-d base class; they differ only in `_n`,
+    the number of spatial dims. `doc` may use {n}; `attrs` are further class attributes."""
+    return tuple(type(f"{name}{n}d", (base,), {"_n": n, "__module__": base.__module__, "__doc__": doc.format(n=n),
+                                               **attrs}) for n in dims)
+
+
+def zero_grads(tensors, set_to_none=True):
+    """Reset the .grad of each tensor: to None, or to zeros (Module.zero_grad, Optimizer.zero_grad)."""
+    for t in tensors:
+        if t.grad is None:
+            continue
+        if set_to_none:
+            t.grad = None
+        else:
+            t.grad.zero_()
 
 
 def _set_value(t, arr, dtype=None):

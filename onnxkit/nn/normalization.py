@@ -5,7 +5,7 @@ import numpy as np
 from .. import ops
 from ..ops.norm import add_buffer_updates, buffer_value
 from ..tensor import no_grad
-from .module import Module, ShapeError
+from .module import Module, ShapeError, shape_errors
 from .parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
@@ -16,23 +16,26 @@ def _float(dtype):
     return np.dtype(dtype or np.float32)
 
 
+def _affine_parameters(module, affine, bias, shape, dtype):
+    """Register `weight` (ones) and `bias` (zeros; None when bias=False) of `shape` when affine,
+    else both as None, as torch's normalization layers do."""
+    dt = _float(dtype)
+    module.register_parameter("weight", Parameter(np.ones(shape, dt)) if affine else None)
+    module.register_parameter("bias", Parameter(np.zeros(shape, dt)) if affine and bias else None)
+
+
 class _NormBase(Module):
     """weight (ones) and bias (zeros) when affine; running_mean/var and num_batches_tracked when tracking."""
     _ranks = ()  # accepted input ranks
     _unbatched_rank = None
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 device=None, dtype=None):
+                 device=None, dtype=None, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         dt = _float(dtype)
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dt))
-            self.bias = Parameter(np.zeros(num_features, dt))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, affine, bias, (num_features,), dtype)
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dt))
             self.register_buffer("running_var", np.ones(num_features, dt))
@@ -51,7 +54,8 @@ class _NormBase(Module):
         self.reset_running_stats()
         if self.affine:
             self.weight.fill_(1.0)
-            self.bias.zero_()
+            if self.bias is not None:
+                self.bias.zero_()
 
     def _check_input(self, x):
         r = len(x._shape)
@@ -64,7 +68,7 @@ class _NormBase(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class _BatchNorm(_NormBase):
@@ -83,11 +87,9 @@ class _BatchNorm(_NormBase):
                     momentum = ops.reciprocal(ops.cast(count, x.dtype))
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        try:
+        with shape_errors():  # one value per channel in training: name the layer
             out = ops.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
                                  self.weight, self.bias, use_batch_stats, momentum, self.eps)
-        except ValueError as e:  # one value per channel in training: name the layer
-            raise ShapeError(str(e)) from None
         if update:
             add_buffer_updates(out, [(self.num_batches_tracked, count)])
         return out
@@ -112,8 +114,8 @@ class _InstanceNorm(_NormBase):
     """Per-sample, per-channel normalization; unbatched input gets a batch dim for the call."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False,
-                 device=None, dtype=None):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+                 device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def _check_input(self, x):
         if self.affine or self.track_running_stats:  # torch only warns when nothing per-channel is held
@@ -127,12 +129,10 @@ class _InstanceNorm(_NormBase):
         unbatched = len(x._shape) == self._unbatched_rank
         if unbatched:
             x = ops.unsqueeze(x, 0)
-        try:
+        with shape_errors():
             out = ops.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                     self.training or not self.track_running_stats,
                                     self.momentum if self.momentum is not None else 0.0, self.eps)
-        except ValueError as e:
-            raise ShapeError(str(e)) from None
         return ops.squeeze(out, 0) if unbatched else out
 
 
@@ -158,9 +158,7 @@ class LayerNorm(Module):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
-        dt = _float(dtype)
-        self.register_parameter("weight", Parameter(np.ones(shape, dt)) if elementwise_affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(shape, dt)) if elementwise_affine and bias else None)
+        _affine_parameters(self, elementwise_affine, bias, shape, dtype)
 
     def forward(self, input):
         x = ops.as_tensor(input)
@@ -171,24 +169,19 @@ class LayerNorm(Module):
                              f"got shape {tuple(x._shape)}") from None
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
 
 
 class GroupNorm(Module):
     """Normalize groups of channels per sample; per-channel weight (ones) and bias (zeros)."""
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *, bias=True):
         super().__init__()
         if num_channels % num_groups != 0:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        dt = _float(dtype)
-        if affine:
-            self.weight = Parameter(np.ones(num_channels, dt))
-            self.bias = Parameter(np.zeros(num_channels, dt))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, affine, bias, (num_channels,), dtype)
 
     def forward(self, input):
         x = ops.as_tensor(input)
@@ -197,7 +190,8 @@ class GroupNorm(Module):
         return ops.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
 
 
 class LocalResponseNorm(Module):

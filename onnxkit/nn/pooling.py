@@ -3,7 +3,7 @@
 from .. import ops
 from ..ops.conv import ntuple
 from ..ops.pool import pool_args
-from .module import Module
+from .module import Module, dim_variants
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
            "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
@@ -15,6 +15,8 @@ def _fn(prefix, n):
 
 
 class _MaxPoolNd(Module):
+    """Arguments as given (stride defaults to kernel_size); checked at construction."""
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         pool_args(kernel_size, stride, padding, dilation, self._n)  # argument errors at construction
@@ -32,10 +34,14 @@ class _MaxPoolNd(Module):
 
 
 class _MaxUnpoolNd(Module):
+    """Arguments kept as n-tuples, as torch's MaxUnpool layers keep them."""
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding = padding
+        n = self._n
+        self.kernel_size = ntuple(kernel_size, n, "kernel_size")
+        self.stride = ntuple(stride if stride is not None else kernel_size, n, "stride")
+        self.padding = ntuple(padding, n, "padding")
 
     def forward(self, input, indices, output_size=None):
         return _fn("max_unpool", self._n)(input, indices, self.kernel_size, self.stride, self.padding, output_size)
@@ -45,6 +51,8 @@ class _MaxUnpoolNd(Module):
 
 
 class _AvgPoolNd(Module):
+    """Arguments as given (stride defaults to kernel_size); checked at construction."""
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
@@ -63,6 +71,8 @@ class _AvgPoolNd(Module):
 
 
 class _AdaptiveMaxPoolNd(Module):
+    """output_size: an int or a tuple whose None entries keep the input size."""
+
     def __init__(self, output_size, return_indices=False):
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
@@ -75,6 +85,8 @@ class _AdaptiveMaxPoolNd(Module):
 
 
 class _AdaptiveAvgPoolNd(Module):
+    """output_size: an int or a tuple whose None entries keep the input size."""
+
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
@@ -87,6 +99,8 @@ class _AdaptiveAvgPoolNd(Module):
 
 
 class _LPPoolNd(Module):
+    """norm_type p, kernel_size, stride (None: kernel_size) and ceil_mode, as torch keeps them."""
+
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
         super().__init__()
         pool_args(kernel_size, stride, 0, 1, self._n)
@@ -100,78 +114,25 @@ class _LPPoolNd(Module):
                 f"ceil_mode={self.ceil_mode}")
 
 
-class MaxPool1d(_MaxPoolNd):
-    _n = 1
-
-
-class MaxPool2d(_MaxPoolNd):
-    _n = 2
-
-
-class MaxPool3d(_MaxPoolNd):
-    _n = 3
-
-
-class MaxUnpool1d(_MaxUnpoolNd):
-    _n = 1
-
-
-class MaxUnpool2d(_MaxUnpoolNd):
-    _n = 2
-
-
-class MaxUnpool3d(_MaxUnpoolNd):
-    _n = 3
+MaxPool1d, MaxPool2d, MaxPool3d = dim_variants(
+    _MaxPoolNd, "MaxPool", "Max over windows of the last {n} dim(s): ONNX MaxPool (with Indices for return_indices).")
+MaxUnpool1d, MaxUnpool2d, MaxUnpool3d = dim_variants(
+    _MaxUnpoolNd, "MaxUnpool", "Inverse of MaxPool{n}d: values scattered to their indices, zeros elsewhere.")
+AvgPool2d, AvgPool3d = dim_variants(
+    _AvgPoolNd, "AvgPool", "Mean over windows of the last {n} dims: ONNX AveragePool.", dims=(2, 3))
+AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d = dim_variants(
+    _AdaptiveMaxPoolNd, "AdaptiveMaxPool", "Max over output_size bins of the last {n} dim(s).")
+AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d = dim_variants(
+    _AdaptiveAvgPoolNd, "AdaptiveAvgPool", "Mean over output_size bins of the last {n} dim(s).")
+LPPool1d, LPPool2d, LPPool3d = dim_variants(
+    _LPPoolNd, "LPPool", "Power-average pooling over the last {n} dim(s): (sum of x^p over a window)^(1/p).")
 
 
 class AvgPool1d(_AvgPoolNd):
+    """Mean over windows of the last dim: ONNX AveragePool (no divisor_override, as in torch)."""
     _n = 1
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
         # torch keeps AvgPool1d's arguments as 1-tuples
         self.kernel_size, self.stride, self.padding = (ntuple(v, 1, "") for v in (kernel_size, self.stride, padding))
-
-
-class AvgPool2d(_AvgPoolNd):
-    _n = 2
-
-
-class AvgPool3d(_AvgPoolNd):
-    _n = 3
-
-
-class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
-    _n = 1
-
-
-class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
-    _n = 2
-
-
-class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
-    _n = 3
-
-
-class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
-    _n = 1
-
-
-class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
-    _n = 2
-
-
-class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
-    _n = 3
-
-
-class LPPool1d(_LPPoolNd):
-    _n = 1
-
-
-class LPPool2d(_LPPoolNd):
-    _n = 2
-
-
-class LPPool3d(_LPPoolNd):
-    _n = 3

@@ -3,9 +3,10 @@ init N(0, 1) with the padding row zeroed. `sparse=True` is accepted; gradients a
 import numpy as np
 
 from .. import ops
+from ..ops.sparse import check_padding_idx
 from . import init
-from .module import Module, ShapeError
-from .parameter import Parameter
+from .module import Module, ShapeError, _set_value, shape_errors
+from .parameter import Parameter, _array
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -24,28 +25,28 @@ def _make_weight(module, _weight, dtype):
 
 
 def _reset(module):
+    """torch's reset_parameters: N(0, 1), then the padding row zeroed."""
     init.normal_(module.weight)
     if module.padding_idx is not None:
-        arr = np.array(module.weight.numpy(), copy=True)
+        arr = module.weight.numpy().copy()
         arr[module.padding_idx] = 0
-        module.weight._become_value(arr)
-
-
-def _padding_idx(padding_idx, num_embeddings):
-    if padding_idx is None:
-        return None
-    if not -num_embeddings <= padding_idx < num_embeddings:
-        raise ValueError(f"padding_idx must be within num_embeddings ({num_embeddings}), got {padding_idx}")
-    return padding_idx % num_embeddings
+        _set_value(module.weight, arr)
 
 
 def _pretrained(cls, embeddings, freeze, **kwargs):
-    arr = ops.as_tensor(embeddings).numpy() if not isinstance(embeddings, np.ndarray) else embeddings
+    """cls holding a copy of the 2-D `embeddings` (numpy, onnxkit or torch), frozen unless freeze=False."""
+    arr = _array(embeddings)
     if arr.ndim != 2:
         raise ValueError(f"Embeddings parameter is expected to be 2-dimensional, got shape {arr.shape}")
     m = cls(arr.shape[0], arr.shape[1], _weight=arr, **kwargs)
     m.weight.requires_grad = not freeze
     return m
+
+
+def _optional_repr(module, names):
+    """torch's repr entries for the lookup options that differ from their defaults."""
+    defaults = {"padding_idx": None, "max_norm": None, "norm_type": 2, "scale_grad_by_freq": False, "sparse": False}
+    return "".join(f", {n}={getattr(module, n)!r}" for n in names if getattr(module, n) != defaults[n])
 
 
 def _check_indices(x, num_embeddings):
@@ -64,7 +65,7 @@ class Embedding(Module):
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx = _padding_idx(padding_idx, num_embeddings)
+        self.padding_idx = check_padding_idx(padding_idx, num_embeddings)
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         _make_weight(self, _weight, dtype)
@@ -87,11 +88,8 @@ class Embedding(Module):
                            scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
 
     def extra_repr(self):
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        for name in ("padding_idx", "max_norm"):
-            if getattr(self, name) is not None:
-                s += f", {name}={getattr(self, name)}"
-        return s
+        return f"{self.num_embeddings}, {self.embedding_dim}" + _optional_repr(
+            self, ("padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse"))
 
 
 class EmbeddingBag(Module):
@@ -107,7 +105,7 @@ class EmbeddingBag(Module):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
         self.mode, self.sparse, self.include_last_offset = mode, sparse, include_last_offset
-        self.padding_idx = _padding_idx(padding_idx, num_embeddings)
+        self.padding_idx = check_padding_idx(padding_idx, num_embeddings)
         _make_weight(self, _weight, dtype)
 
     def reset_parameters(self):
@@ -116,12 +114,10 @@ class EmbeddingBag(Module):
     def forward(self, input, offsets=None, per_sample_weights=None):
         x = ops.as_tensor(input)
         _check_indices(x, self.num_embeddings)
-        try:
+        with shape_errors():
             return ops.embedding_bag(x, self.weight, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
                                      self.mode, self.sparse, per_sample_weights, self.include_last_offset,
                                      self.padding_idx)
-        except ValueError as e:
-            raise ShapeError(str(e)) from None
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
@@ -132,7 +128,6 @@ class EmbeddingBag(Module):
                            include_last_offset=include_last_offset, padding_idx=padding_idx)
 
     def extra_repr(self):
-        s = f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
-        if self.padding_idx is not None:
-            s += f", padding_idx={self.padding_idx}"
-        return s
+        return (f"{self.num_embeddings}, {self.embedding_dim}"
+                + _optional_repr(self, ("max_norm", "norm_type", "scale_grad_by_freq"))
+                + f", mode={self.mode!r}" + _optional_repr(self, ("padding_idx",)))

@@ -1,7 +1,7 @@
 """Vision layers (torch/nn/modules/pixelshuffle.py, upsampling.py, channelshuffle.py)."""
 from .. import ops
 from ..ops.vision import _SPATIAL_DIMS, _INTERPOLATING
-from .module import Module, ShapeError
+from .module import Module, shape_errors
 
 __all__ = ["PixelShuffle", "PixelUnshuffle", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
            "ChannelShuffle"]
@@ -9,10 +9,8 @@ __all__ = ["PixelShuffle", "PixelUnshuffle", "Upsample", "UpsamplingNearest2d", 
 
 def _shape_errors(fn, *args):
     """Run a functional op, reporting its shape complaints as ShapeError (the module path gets prefixed)."""
-    try:
+    with shape_errors():
         return fn(*args)
-    except ValueError as e:
-        raise ShapeError(str(e)) from None
 
 
 class PixelShuffle(Module):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import dtypes
 from ..tensor import apply, const
+from .conv import shape_error
 from .core import as_tensor, cast, where, gt, lt, logical_and, clamp, abs_, sigmoid, tanh, erf, neg, mul
 from .reduce import _axes
 from .shape import split
@@ -20,14 +21,9 @@ __all__ = ["relu6", "elu", "selu", "celu", "gelu", "silu", "mish", "prelu", "lea
 
 
 def _float(x):
+    """x as a Tensor of a floating dtype (integers become float32, as torch's activations require floats)."""
     x = as_tensor(x)
     return x if dtypes.is_floating(x.dtype) else cast(x, np.float32)
-
-
-def shape_error(msg):
-    """nn.ShapeError (a ValueError; Module.__call__ prefixes the layer path), imported lazily."""
-    from ..nn.module import ShapeError
-    return ShapeError(msg)
 
 
 def _hardtanh_fn():

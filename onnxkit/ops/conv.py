@@ -2,6 +2,7 @@
 emit ONNX ConvTranspose. Shared helpers (argument tuples, unbatched inputs, shape errors) serve pool.py too."""
 import numpy as np
 
+from ..dims import format_shape as fmt
 from ..tensor import apply
 from .core import as_tensor
 from .padding import pad as pad_fn
@@ -10,15 +11,11 @@ from .shape import reshape, squeeze, unsqueeze
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
 
-# ----- helpers shared with pool.py ----------------------------------------------------------------
+# ----- helpers shared with pool.py, activation.py and loss.py ---------------------------------------
 def shape_error(msg):
-    """A ShapeError (Module.__call__ prefixes the module path); imported late, nn imports ops."""
+    """A ShapeError (a ValueError; Module.__call__ prefixes the layer path), imported late: nn imports ops."""
     from ..nn.module import ShapeError
     return ShapeError(msg)
-
-
-def fmt(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def ntuple(value, n, what):
@@ -46,16 +43,13 @@ def batched(x, n, name):
 
 
 def unbatch(y, unbatched):
+    """Undo `batched`: drop the batch dim it added."""
     return squeeze(y, 0) if unbatched else y
 
 
 def spatial_out(x, sizes):
     """Output shape (N, C, *sizes) where `sizes` entries None mean unknown (left to ONNX inference)."""
     return None if any(s is None for s in sizes) else tuple(x._shape[:2]) + tuple(sizes)
-
-
-def static(d):
-    return d if isinstance(d, int) else None
 
 
 # ----- convolution ----------------------------------------------------------------------------------
@@ -77,6 +71,7 @@ def _conv_pads(padding, kernel, dilation, stride, n):
 
 
 def check_channels(x, expected, weight, groups):
+    """ShapeError unless x (batched) has `expected` channels (symbolic channel counts pass)."""
     c = x._shape[1]
     if isinstance(c, int) and c != expected:
         raise shape_error(f"expected {expected} input channels, got {c} (input shape {fmt(x._shape)}, "

@@ -19,7 +19,7 @@ def _broadcast_pair(a, b):
     return expand(a, dims), expand(b, dims)
 
 
-def _clamp_min_no_grad(t, eps):
+def clamp_min_no_grad(t, eps):
     """max(t, eps) whose gradient is that of t (torch clamps the norms under no_grad)."""
     return t + stop(relu(float(eps) - t))
 
@@ -27,8 +27,8 @@ def _clamp_min_no_grad(t, eps):
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """sum(x1/max(||x1||, eps) * x2/max(||x2||, eps), dim): torch 2.x clamps each norm separately."""
     x1, x2 = _broadcast_pair(as_tensor(x1), as_tensor(x2))
-    n1 = _clamp_min_no_grad(norm(x1, 2, dim, keepdim=True), eps)
-    n2 = _clamp_min_no_grad(norm(x2, 2, dim, keepdim=True), eps)
+    n1 = clamp_min_no_grad(norm(x1, 2, dim, keepdim=True), eps)
+    n2 = clamp_min_no_grad(norm(x2, 2, dim, keepdim=True), eps)
     return sum((x1 / n1) * (x2 / n2), dim)
 
 

@@ -1,12 +1,18 @@
 """Matrix products: MatMul (numpy semantics), Gemm for the 2-D linear layer, Einsum."""
+from ..dims import format_shape
 from ..tensor import apply
 from .core import as_tensor, promote_operands
 
 
-def _matmul_operands(a, b, what):
+def _matmul_operands(a, b, what, ranks=None):
+    """Both operands promoted to one dtype; with `ranks`, their required ranks (torch's mm, bmm, ...)."""
     a, b = promote_operands(a, b)
     if len(a._shape) == 0 or len(b._shape) == 0:
-        raise ValueError(f"{what}: both arguments need at least 1 dimension, got shapes {a._shape} and {b._shape}")
+        raise ValueError(f"{what}: both arguments need at least 1 dimension, got shapes {format_shape(a._shape)} "
+                         f"and {format_shape(b._shape)}")
+    if ranks is not None and (len(a._shape), len(b._shape)) != ranks:
+        raise ValueError(f"{what}: expected {ranks[0]}-D and {ranks[1]}-D tensors, got shapes "
+                         f"{format_shape(a._shape)} and {format_shape(b._shape)}")
     return a, b
 
 
@@ -21,33 +27,33 @@ def matmul(a, b):
 
 
 def mm(a, b):
-    a, b = _matmul_operands(a, b, "mm")
-    if len(a._shape) != 2 or len(b._shape) != 2:
-        raise ValueError(f"mm: expected 2-D tensors, got shapes {a._shape} and {b._shape}")
-    return apply("MatMul", [a, b])
+    """Matrix product of two 2-D tensors (MatMul)."""
+    return apply("MatMul", list(_matmul_operands(a, b, "mm", (2, 2))))
 
 
 def bmm(a, b):
-    a, b = _matmul_operands(a, b, "bmm")
-    if len(a._shape) != 3 or len(b._shape) != 3:
-        raise ValueError(f"bmm: expected 3-D tensors, got shapes {a._shape} and {b._shape}")
-    return apply("MatMul", [a, b])
+    """Batched matrix product of two 3-D tensors (MatMul)."""
+    return apply("MatMul", list(_matmul_operands(a, b, "bmm", (3, 3))))
 
 
 def mv(a, v):
-    return matmul(a, v)
+    """Matrix-vector product (MatMul)."""
+    return matmul(*_matmul_operands(a, v, "mv", (2, 1)))
 
 
 def dot(a, b):
-    return matmul(a, b)
+    """Inner product of two 1-D tensors (MatMul)."""
+    return matmul(*_matmul_operands(a, b, "dot", (1, 1)))
 
 
 def outer(a, b):
+    """Outer product of two vectors: column times row (MatMul)."""
     from .shape import unsqueeze
     return matmul(unsqueeze(as_tensor(a), 1), unsqueeze(as_tensor(b), 0))
 
 
 def einsum(equation, *operands):
+    """torch.einsum (one Einsum); operands may also be given as one list."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = operands[0]
     ops = [as_tensor(o) for o in operands]
@@ -55,6 +61,7 @@ def einsum(equation, *operands):
 
 
 def addmm(input, mat1, mat2, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2) (torch.addmm)."""
     from .core import add, mul
     prod = mm(mat1, mat2)
     return add(mul(input, beta) if beta != 1 else input, mul(prod, alpha) if alpha != 1 else prod)

@@ -12,11 +12,11 @@ import numpy as np
 
 from .. import dtypes
 from ..tensor import apply, const
-from .activation import shape_error
+from .conv import fmt as _fmt, shape_error
 from .autodiff_helpers import stop
 from .core import (as_tensor, cast, where, eq, ne, gt, lt, le, abs_, exp, log, relu, clamp, logical_and,
                    logical_not, minimum, dim_size, sqrt)
-from .distance import pairwise_distance
+from .distance import clamp_min_no_grad, pairwise_distance
 from .reduce import sum, mean, amax, log_softmax, cumsum
 from .shape import unsqueeze, reshape, gather, index_select
 
@@ -48,16 +48,14 @@ def reduction_of(size_average=None, reduce=None, reduction="mean", valid=REDUCTI
 
 
 def _float(x):
+    """x as a Tensor of a floating dtype (integer inputs become float32)."""
     x = as_tensor(x)
     return x if dtypes.is_floating(x.dtype) else cast(x, np.float32)
 
 
 def _softplus(x):
+    """log(1 + exp(x)): one ONNX Softplus."""
     return apply("Softplus", [x])
-
-
-def _fmt(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _same_shape(a, b):
@@ -153,8 +151,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     affecting its gradient, as torch does under no_grad."""
     reduction = reduction_of(reduction=reduction)
     x = _float(input)
-    v = _gaussian_var(var, x)
-    v = v + stop(relu(float(eps) - v))
+    v = clamp_min_no_grad(_gaussian_var(var, x), eps)
     d = x - target
     loss = (log(v) + d * d / v) * 0.5
     if full:
@@ -236,6 +233,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 
 def _check_same_size(input, target, what):
+    """ShapeError unless target's shape equals input's (symbolic dims are trusted)."""
     if not _same_shape(target._shape, input._shape):
         raise shape_error(f"{what}: target size {_fmt(target._shape)} must be the same as input size "
                           f"{_fmt(input._shape)}")

@@ -1,4 +1,5 @@
 """linear and bilinear (torch.nn.functional)."""
+from ..dims import format_shape
 from ..tensor import apply
 from .core import as_tensor, add
 from .linalg import matmul, einsum
@@ -8,8 +9,12 @@ from .shape import t as _t
 def linear(x, weight, bias=None):
     """x @ W^T + b: one Gemm(transB=1) for 2-D inputs, MatMul + Add otherwise."""
     x, weight = as_tensor(x), as_tensor(weight)
+    k, kw = x._shape[-1] if x._shape else None, weight._shape[-1]
+    if isinstance(k, int) and isinstance(kw, int) and k != kw:
+        raise ValueError(f"linear: input of shape {format_shape(x._shape)} has {k} features, but the weight of "
+                         f"shape {format_shape(weight._shape)} expects {kw}")
     if len(x._shape) == 2 and bias is not None and len(weight._shape) == 2:
-        return apply("Gemm", [x, weight, bias], {"transB": 1})
+        return apply("Gemm", [x, weight, as_tensor(bias)], {"transB": 1})
     y = matmul(x, _t(weight))
     return add(y, bias) if bias is not None else y
 

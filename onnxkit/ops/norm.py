@@ -65,6 +65,7 @@ def _per_channel(v, x):
 
 
 def _affine(y, weight, bias, shape_fn):
+    """y * weight + bias (either may be None), each reshaped by shape_fn to broadcast over y."""
     if weight is not None:
         y = mul(y, shape_fn(weight))
     if bias is not None:
@@ -86,6 +87,22 @@ def _blend(old, new, momentum):
     return add(mul(old, 1.0 - momentum), mul(new, float(momentum)))
 
 
+def _normalize_per_channel(x, axes, weight, bias, eps, what):
+    """x normalized over `axes` by its own statistics, then the per-channel affine. Returns
+    (out, mean, biased variance, elements per statistic); one element per statistic is an error."""
+    n = _count(x, axes)
+    if isinstance(n, int) and n == 1:
+        raise ValueError(f"Expected more than 1 {what} when training, got input size {tuple(x._shape)}")
+    y, m, var = normalize_over(x, axes, eps)
+    return _affine(y, weight, bias, lambda v: _per_channel(v, x)), m, var, n
+
+
+def _update_running_stats(out, running_mean, running_var, mean, unbiased_var, momentum):
+    """Attach the momentum updates of the running statistics to out's node (see add_buffer_updates)."""
+    add_buffer_updates(out, [(running_mean, _blend(buffer_value(running_mean), mean, momentum)),
+                             (running_var, _blend(buffer_value(running_var), unbiased_var, momentum))])
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalize over the batch and spatial dims per channel. Training: batch statistics (biased
     variance) and, given running stats, their update (unbiased variance) as buffer effects.
@@ -103,16 +120,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         return apply("BatchNormalization", [x, scale, shift, cast(running_mean, x.dtype), cast(running_var, x.dtype)],
                      {"epsilon": float(eps)}, types=[(x.dtype, x._shape)])
     axes = [0] + list(range(2, r))
-    n = _count(x, axes)
-    if isinstance(n, int) and n == 1:
-        raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x._shape)}")
-    y, m, var = normalize_over(x, axes, eps)
-    out = _affine(y, weight, bias, lambda v: _per_channel(v, x))
+    out, m, var, n = _normalize_per_channel(x, axes, weight, bias, eps, "value per channel")
     if running_mean is not None and running_var is not None:
         with no_grad():
-            add_buffer_updates(out, [
-                (running_mean, _blend(buffer_value(running_mean), squeeze(m, axes), momentum)),
-                (running_var, _blend(buffer_value(running_var), _unbiased(squeeze(var, axes), n), momentum))])
+            _update_running_stats(out, running_mean, running_var, squeeze(m, axes), _unbiased(squeeze(var, axes), n),
+                                  momentum)
     return out
 
 
@@ -127,19 +139,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"instance_norm: expected at least 3D input (N, C, ...), got shape {tuple(x._shape)}")
     if not use_input_stats:
         return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
-    axes = list(range(2, r))
-    n = _count(x, axes)
-    if isinstance(n, int) and n == 1:
-        raise ValueError(f"Expected more than 1 spatial element when training, got input size {tuple(x._shape)}")
-    y, m, var = normalize_over(x, axes, eps)
-    out = _affine(y, weight, bias, lambda v: _per_channel(v, x))
+    out, m, var, n = _normalize_per_channel(x, list(range(2, r)), weight, bias, eps, "spatial element")
     if running_mean is not None and running_var is not None:
         with no_grad():
-            batch_mean = mean(reshape(m, x.shape[:2]), 0)
-            batch_var = mean(_unbiased(reshape(var, x.shape[:2]), n), 0)
-            add_buffer_updates(out, [
-                (running_mean, _blend(buffer_value(running_mean), batch_mean, momentum)),
-                (running_var, _blend(buffer_value(running_var), batch_var, momentum))])
+            _update_running_stats(out, running_mean, running_var, mean(reshape(m, x.shape[:2]), 0),
+                                  mean(_unbiased(reshape(var, x.shape[:2]), n), 0), momentum)
     return out
 
 

@@ -22,10 +22,15 @@ _INT64 = np.dtype(np.int64)
 
 
 # ----- argument checks and output sizes -----------------------------------------------------------------
+def _kernel_and_stride(kernel_size, stride, n):
+    """(kernel, stride) n-tuples; a stride of None or [] means the kernel size, as in torch."""
+    k = ntuple(kernel_size, n, "kernel_size")
+    return k, k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else ntuple(stride, n, "stride")
+
+
 def pool_args(kernel_size, stride, padding, dilation, n):
     """(kernel, stride, padding, dilation) tuples with torch's checks; stride None/[] means kernel_size."""
-    k = ntuple(kernel_size, n, "kernel_size")
-    s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else ntuple(stride, n, "stride")
+    k, s = _kernel_and_stride(kernel_size, stride, n)
     p, d = ntuple(padding, n, "padding"), ntuple(dilation, n, "dilation")
     if any(v <= 0 for v in k):
         raise ValueError(f"kernel size should be greater than zero, got {k}")
@@ -105,6 +110,7 @@ def _unpad_index(idx, padded, spatial):
 
 
 def _max_pool_nd(n, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    """max_pool{n}d: torch's argument checks and unbatched inputs around _max_pool."""
     x, unb = batched(x, n, f"max_pool{n}d")
     res = _max_pool(x, *pool_args(kernel_size, stride, padding, dilation, n), ceil_mode, return_indices)
     return tuple(unbatch(r, unb) for r in res) if return_indices else unbatch(res, unb)
@@ -152,8 +158,7 @@ def _max_unpool_nd(n, x, indices, kernel_size, stride, padding, output_size):
     indices, _ = batched(indices, n, f"max_unpool{n}d")
     if indices._shape != x._shape and all(isinstance(v, int) for v in tuple(x._shape) + tuple(indices._shape)):
         raise shape_error(f"expected indices of the input's shape {fmt(x._shape)}, got {fmt(indices._shape)}")
-    k = ntuple(kernel_size, n, "kernel_size")
-    s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else ntuple(stride, n, "stride")
+    k, s = _kernel_and_stride(kernel_size, stride, n)
     p = ntuple(padding, n, "padding")
     if any(not isinstance(L, int) for L in x._shape[2:]):
         raise ValueError(f"max_unpool{n}d needs static spatial sizes, got input shape {fmt(x._shape)}")
@@ -215,6 +220,7 @@ def _avg_pool(x, k, s, p, ceil_mode, count_include_pad, divisor_override):
 
 
 def _avg_pool_nd(n, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """avg_pool{n}d: torch's argument checks and unbatched inputs around _avg_pool."""
     x, unb = batched(x, n, f"avg_pool{n}d")
     k, s, p, _ = pool_args(kernel_size, stride, padding, 1, n)
     return unbatch(_avg_pool(x, k, s, p, ceil_mode, count_include_pad, divisor_override), unb)
@@ -267,6 +273,7 @@ def _tiles(x, sizes):
 
 
 def _need_static(x, name):
+    """ValueError unless x's spatial sizes are static (the bin matrices and tables are built here)."""
     if not all(isinstance(L, int) for L in x._shape[2:]):
         raise ValueError(f"{name} with bins that do not tile the input needs static spatial sizes, "
                          f"got input shape {fmt(x._shape)}")
@@ -301,7 +308,6 @@ def _adaptive_avg(x, sizes, name):
             y = matmul(const(avg, x.dtype), reshape(y, N, C, *spatial[:axis], L, int(np.prod(spatial[axis + 1:]))))
         spatial[axis] = o
     return reshape(y, N, C, *spatial)
-    return y
 
 
 def _bin_table(spatial, sizes):
@@ -340,6 +346,7 @@ def _adaptive_max(x, sizes, return_indices, name):
 
 
 def _adaptive_nd(n, kind, x, output_size, return_indices=False):
+    """adaptive_{kind}_pool{n}d: torch's unbatched inputs and None output sizes, then the pool."""
     name = f"adaptive_{kind}_pool{n}d"
     x, unb = batched(x, n, name)
     sizes = adaptive_sizes(x, output_size, n, name)

@@ -1,17 +1,20 @@
 """Reductions and softmax with torch's `dim`/`keepdim` arguments (ONNX Reduce* with an axes input)."""
 import builtins
 import collections
+import numbers
 
 import numpy as np
 
 from .. import dtypes
 from ..tensor import apply, const
-from .core import as_tensor, cast, sub, mul, div, sqrt, exp, log, add
+from .autodiff_helpers import stop
+from .core import as_tensor, cast, sub, mul, div, sqrt, exp, log, add, abs_, pow_, ne, neg, maximum, minimum
 
 MaxMin = collections.namedtuple("MaxMin", ["values", "indices"])
 
 
 def _axes(x, dim):
+    """`dim` (an int or a sequence) as non-negative axes, checked against x's rank; None for all."""
     if dim is None:
         return None
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
@@ -23,22 +26,27 @@ def _axes(x, dim):
 
 
 def _reduce(op_type, x, dim, keepdim):
-    axes = _axes(x, dim) or None  # torch: an empty dim list reduces over every dim
-    inputs = [x] if axes is None else [x, const(axes, np.int64)]
+    """One Reduce* node; an empty dim list reduces over every dim (torch), a 0-d input over none."""
+    axes = None if x._shape == () else _axes(x, dim)
+    inputs = [x, const(axes, np.int64)] if axes else [x]
     return apply(op_type, inputs, {"keepdims": int(keepdim)})
 
 
-def sum(x, dim=None, keepdim=False, dtype=None):
-    """torch.sum; integer and bool inputs sum in int64, as in torch."""
+def _accumulating(x, dtype):
+    """x cast to `dtype`, or integers and bools to int64 (torch's sum, prod and cumsum)."""
     x = as_tensor(x)
     if dtype is not None:
-        x = cast(x, dtype)
-    elif not dtypes.is_floating(x.dtype):
-        x = cast(x, np.int64)
-    return _reduce("ReduceSum", x, dim, keepdim)
+        return cast(x, dtype)
+    return x if dtypes.is_floating(x.dtype) else cast(x, np.int64)
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    """torch.sum (ReduceSum); integer and bool inputs sum in int64, as in torch."""
+    return _reduce("ReduceSum", _accumulating(x, dtype), dim, keepdim)
 
 
 def mean(x, dim=None, keepdim=False, dtype=None):
+    """torch.mean (ReduceMean); integer inputs need dtype=, as in torch."""
     x = as_tensor(x)
     if dtype is not None:
         x = cast(x, dtype)
@@ -49,67 +57,71 @@ def mean(x, dim=None, keepdim=False, dtype=None):
 
 
 def prod(x, dim=None, keepdim=False, dtype=None):
-    x = as_tensor(x)
-    if dtype is not None:
-        x = cast(x, dtype)
-    elif not dtypes.is_floating(x.dtype):
-        x = cast(x, np.int64)
-    return _reduce("ReduceProd", x, dim, keepdim)
+    """torch.prod (ReduceProd); integer and bool inputs multiply in int64."""
+    return _reduce("ReduceProd", _accumulating(x, dtype), dim, keepdim)
 
 
-def _maxmin(op_type, arg_op, x, dim, keepdim, other_fn):
-    from . import core
+def _is_dim(d):
+    return isinstance(d, numbers.Integral) and not isinstance(d, bool)
+
+
+def _maxmin(op_type, arg_op, x, dim, keepdim, elementwise):
     x = as_tensor(x)
     if dim is None:
         return _reduce(op_type, x, None, False)
-    if not isinstance(dim, int):  # max(a, b): elementwise
-        return other_fn(x, dim)
+    if not _is_dim(dim):  # max(a, b): elementwise
+        return elementwise(x, dim)
     values = _reduce(op_type, x, dim, keepdim)
-    indices = apply(arg_op, [x], {"axis": _axes(x, dim)[0], "keepdims": int(keepdim), "select_last_index": 0})
-    return MaxMin(values, indices)
+    return MaxMin(values, _arg(arg_op, x, dim, keepdim))
 
 
 def max(x, dim=None, keepdim=False):
-    """max over everything, (values, indices) over `dim`, or the elementwise maximum with a tensor."""
-    from .core import maximum
+    """max over everything (ReduceMax), (values, indices) over `dim` (+ ArgMax), or the elementwise
+    maximum with a tensor (Max)."""
     return _maxmin("ReduceMax", "ArgMax", x, dim, keepdim, maximum)
 
 
 def min(x, dim=None, keepdim=False):
-    from .core import minimum
+    """min over everything (ReduceMin), (values, indices) over `dim` (+ ArgMin), or the elementwise
+    minimum with a tensor (Min)."""
     return _maxmin("ReduceMin", "ArgMin", x, dim, keepdim, minimum)
 
 
 def amax(x, dim=None, keepdim=False):
+    """Maximum over `dim` (all dims by default), ties share the gradient (ReduceMax)."""
     return _reduce("ReduceMax", as_tensor(x), dim, keepdim)
 
 
 def amin(x, dim=None, keepdim=False):
+    """Minimum over `dim` (all dims by default), ties share the gradient (ReduceMin)."""
     return _reduce("ReduceMin", as_tensor(x), dim, keepdim)
 
 
-def argmax(x, dim=None, keepdim=False):
+def _arg(op_type, x, dim, keepdim):
+    """ArgMax/ArgMin over `dim`, or over the flattened tensor when dim is None (torch keeps every dim
+    as size 1 then if keepdim)."""
     x = as_tensor(x)
-    if dim is None:
-        from .shape import reshape
-        x, dim, keepdim = reshape(x, (-1,)), 0, False
-    return apply("ArgMax", [x], {"axis": _axes(x, dim)[0], "keepdims": int(keepdim)})
+    if dim is not None and x._shape != ():
+        return apply(op_type, [x], {"axis": _axes(x, dim)[0], "keepdims": int(keepdim)})
+    from .shape import reshape
+    flat = apply(op_type, [reshape(x, -1)], {"axis": 0, "keepdims": 0})
+    return reshape(flat, [1] * len(x._shape)) if keepdim else flat
+
+
+def argmax(x, dim=None, keepdim=False):
+    """Index of the first maximum over `dim`, or of the flattened tensor (ArgMax)."""
+    return _arg("ArgMax", x, dim, keepdim)
 
 
 def argmin(x, dim=None, keepdim=False):
-    x = as_tensor(x)
-    if dim is None:
-        from .shape import reshape
-        x, dim, keepdim = reshape(x, (-1,)), 0, False
-    return apply("ArgMin", [x], {"axis": _axes(x, dim)[0], "keepdims": int(keepdim)})
+    """Index of the first minimum over `dim`, or of the flattened tensor (ArgMin)."""
+    return _arg("ArgMin", x, dim, keepdim)
 
 
 def logsumexp(x, dim, keepdim=False):
     """Stable log-sum-exp: max + log(sum(exp(x - max)))."""
     x = as_tensor(x)
-    m = amax(x, dim, keepdim=True)
-    from .autodiff_helpers import stop
-    m = stop(m)
+    m = stop(amax(x, dim, keepdim=True))
     out = add(log(sum(exp(sub(x, m)), dim, keepdim=True)), m)
     if not keepdim:
         from .shape import squeeze
@@ -118,84 +130,102 @@ def logsumexp(x, dim, keepdim=False):
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    """torch.var: correction 1 by default (unbiased)."""
+    """torch.var: correction 1 by default (unbiased); `var(False)` is the legacy var(unbiased=False)."""
     x = as_tensor(x)
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
     corr = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
-    m = mean(x, dim, keepdim=True)
-    d = sub(x, m)
+    d = sub(x, mean(x, dim, keepdim=True))
     ss = sum(mul(d, d), dim, keepdim)
     n = _count(x, dim)
     return div(ss, float(n - corr)) if isinstance(n, int) else div(ss, sub(cast(n, x.dtype), float(corr)))
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    """sqrt of var (same arguments)."""
     return sqrt(var(x, dim, unbiased, keepdim, correction))
 
 
 def _count(x, dim):
+    """Number of elements reduced over `dim`: an int, or a 0-d int64 tensor when symbolic."""
     shape = x.shape
-    axes = range(len(shape)) if dim is None else _axes(x, dim)
     n = 1
-    for a in axes:
+    for a in (range(len(shape)) if dim is None else _axes(x, dim)):
         n = n * shape[a]
-    return n if isinstance(n, int) else n.tensor()
+    if isinstance(n, int):
+        return n
+    from .shape import squeeze
+    return squeeze(n.tensor(), 0)
+
+
+_NORM_ORDERS = "1, 2, inf, -inf, 0, 'fro' or another number"
 
 
 def norm(x, p="fro", dim=None, keepdim=False):
-    """Vector p-norms (torch.norm / linalg.vector_norm for p in 1, 2, inf, 'fro', other floats)."""
+    """Vector p-norms (torch.norm / linalg.vector_norm): ReduceL2 for 2 and 'fro', ReduceL1 for 1,
+    max/min of |x| for +-inf, a count for 0, the power sum otherwise."""
     x = as_tensor(x)
-    if p in ("fro", 2, 2.0):
+    if p in ("fro", 2):
         return _reduce("ReduceL2", x, dim, keepdim)
-    if p in (1, 1.0):
+    if not isinstance(p, numbers.Real):
+        raise ValueError(f"norm: p={p!r} is not supported; vector norms take p = {_NORM_ORDERS}")
+    if p == 1:
         return _reduce("ReduceL1", x, dim, keepdim)
-    from .core import abs_, pow_
     if p == float("inf"):
         return amax(abs_(x), dim, keepdim)
     if p == float("-inf"):
         return amin(abs_(x), dim, keepdim)
     if p == 0:
-        from .core import ne
         return sum(cast(ne(x, 0), x.dtype), dim, keepdim)
     return pow_(sum(pow_(abs_(x), float(p)), dim, keepdim), 1.0 / p)
 
 
-def softmax(x, dim=None, dtype=None):
+def _softmax_op(op_type, x, dim, dtype):
     x = as_tensor(x)
     if dtype is not None:
         x = cast(x, dtype)
-    return apply("Softmax", [x], {"axis": _softmax_dim(x, dim)})
+    return apply(op_type, [x], {"axis": _softmax_dim(x, dim)})
+
+
+def softmax(x, dim=None, dtype=None):
+    """exp(x) / sum(exp(x)) along `dim` (one Softmax)."""
+    return _softmax_op("Softmax", x, dim, dtype)
 
 
 def log_softmax(x, dim=None, dtype=None):
-    x = as_tensor(x)
-    if dtype is not None:
-        x = cast(x, dtype)
-    return apply("LogSoftmax", [x], {"axis": _softmax_dim(x, dim)})
+    """log(softmax(x)) along `dim`, computed stably (one LogSoftmax)."""
+    return _softmax_op("LogSoftmax", x, dim, dtype)
 
 
 def softmin(x, dim=None, dtype=None):
-    from .core import neg
+    """softmax(-x) along `dim`."""
     return softmax(neg(as_tensor(x)), dim, dtype)
 
 
 def _softmax_dim(x, dim):
-    if dim is None:  # torch's legacy implicit choice
+    """The softmax axis; without `dim`, torch's legacy implicit choice (0 for ranks 0, 1 and 3, else 1)."""
+    if dim is None:
         dim = 0 if len(x._shape) in (0, 1, 3) else 1
     return _axes(x, dim)[0] if len(x._shape) else 0
 
 
 def cumsum(x, dim, dtype=None):
-    x = as_tensor(x)
-    if dtype is not None:
-        x = cast(x, dtype)
-    elif not dtypes.is_floating(x.dtype):
-        x = cast(x, np.int64)
+    """Running sum along `dim` (CumSum); integer and bool inputs accumulate in int64, as in torch."""
+    x = _accumulating(x, dtype)
     return apply("CumSum", [x, const(_axes(x, dim)[0], np.int64)])
 
 
+def _truth(x):
+    """x as 0/1 int64: nonzero (NaN included) counts as True, as in torch.all/any."""
+    x = as_tensor(x)
+    return cast(cast(x, np.bool_), np.int64)
+
+
 def all(x, dim=None, keepdim=False):
-    return cast(_reduce("ReduceMin", cast(x, np.int64), dim, keepdim), np.bool_)
+    """True where every element along `dim` is nonzero (ReduceMin over 0/1)."""
+    return cast(_reduce("ReduceMin", _truth(x), dim, keepdim), np.bool_)
 
 
 def any(x, dim=None, keepdim=False):
-    return cast(_reduce("ReduceMax", cast(x, np.int64), dim, keepdim), np.bool_)
+    """True where some element along `dim` is nonzero (ReduceMax over 0/1)."""
+    return cast(_reduce("ReduceMax", _truth(x), dim, keepdim), np.bool_)

@@ -2,19 +2,22 @@
 indexing. Shapes may hold symbolic dims; those lower to Shape nodes only when needed."""
 import numpy as np
 
-from ..dims import Dim, dim_divide, dim_product
-from ..infer import fresh_dim
+from .. import dtypes
+from ..dims import Dim, dim_divide, dim_product, format_shape as _fmt
+from ..infer import broadcast_shapes, fresh_dim
 from ..tensor import Tensor, apply, const
 from .core import as_tensor, cast
 
 
 def _norm_dim(d, rank, what="dim"):
+    """d as a non-negative dim of a rank-`rank` tensor (0-d tensors accept 0 and -1), or IndexError."""
     if not -rank <= d < max(rank, 1):
         raise IndexError(f"{what} {d} is out of range for a tensor of rank {rank} (expected in [{-rank}, {rank - 1}])")
     return d % max(rank, 1)
 
 
 def _sizes(args):
+    """Sizes given as `f(2, 3)` or `f((2, 3))`."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         return tuple(args[0])
     return tuple(args)
@@ -75,16 +78,15 @@ def reshape(x, *shape):
 view = reshape
 
 
-def _fmt(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
 def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims start_dim..end_dim into one: Flatten for flatten(1), else Reshape."""
     x = as_tensor(x)
     r = len(x._shape)
     if r == 0:
         return reshape(x, 1)
     s, e = _norm_dim(start_dim, r), _norm_dim(end_dim, r)
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {_fmt(x._shape)}")
     shp = x.shape
     if s == e:
         return x
@@ -99,6 +101,7 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def unflatten(x, dim, sizes):
+    """Split dim `dim` into `sizes` (one -1 allowed): Reshape."""
     x = as_tensor(x)
     r = len(x._shape)
     d = _norm_dim(dim, r)
@@ -107,6 +110,7 @@ def unflatten(x, dim, sizes):
 
 
 def permute(x, *dims):
+    """Reorder the dims (one Transpose; none for the identity order)."""
     x = as_tensor(x)
     dims = _sizes(dims)
     r = len(x._shape)
@@ -119,6 +123,7 @@ def permute(x, *dims):
 
 
 def transpose(x, dim0, dim1):
+    """Swap two dims (Transpose)."""
     x = as_tensor(x)
     r = len(x._shape)
     perm = list(range(r))
@@ -131,6 +136,7 @@ swapaxes = transpose
 
 
 def t(x):
+    """Transpose a matrix; vectors and scalars are returned as they are (torch.t)."""
     x = as_tensor(x)
     if len(x._shape) > 2:
         raise ValueError(f"t() expects a tensor with <= 2 dims, got shape {_fmt(x._shape)}")
@@ -138,10 +144,13 @@ def t(x):
 
 
 def movedim(x, source, destination):
+    """Move dims `source` to positions `destination`, keeping the others in order (Transpose)."""
     x = as_tensor(x)
     r = len(x._shape)
     src = [_norm_dim(s, r) for s in (source if isinstance(source, (list, tuple)) else [source])]
     dst = [_norm_dim(s, r) for s in (destination if isinstance(destination, (list, tuple)) else [destination])]
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: source {source} and destination {destination} must have the same number of dims")
     order = [i for i in range(r) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -149,6 +158,7 @@ def movedim(x, source, destination):
 
 
 def squeeze(x, dim=None):
+    """Drop size-1 dims (all, or those in `dim`; torch ignores listed dims of other sizes): Squeeze."""
     x = as_tensor(x)
     r = len(x._shape)
     if dim is None:
@@ -163,6 +173,7 @@ def squeeze(x, dim=None):
 
 
 def unsqueeze(x, dim):
+    """Insert a size-1 dim at `dim` (an int, or a list: an onnxkit extension): Unsqueeze."""
     x = as_tensor(x)
     r = len(x._shape) + 1
     dims = dim if isinstance(dim, (tuple, list)) else [dim]
@@ -198,10 +209,12 @@ def expand(x, *sizes):
 
 
 def expand_as(x, other):
+    """expand to other's shape."""
     return expand(x, as_tensor(other).shape)
 
 
 def broadcast_to(x, shape):
+    """expand to `shape` (torch.broadcast_to)."""
     return expand(x, shape)
 
 
@@ -214,11 +227,18 @@ def repeat(x, *sizes):
     extra = len(sizes) - len(x._shape)
     if extra:
         x = reshape(x, *([1] * extra), *x.shape)
-    out = tuple(d * s if isinstance(d, int) else f"{s}*{d}" if s != 1 else d for d, s in zip(x._shape, sizes))
+    out = tuple(_tiled(d, s) for d, s in zip(x._shape, sizes))
     return apply("Tile", [x, const(sizes, np.int64)], types=[(x.dtype, out)])
 
 
+def _tiled(d, reps):
+    """Size of a dim of size d repeated `reps` times (canonical '2*N' when symbolic)."""
+    n = dim_product([reps, d])
+    return fresh_dim() if n is None else n
+
+
 def tile(x, dims):
+    """torch.tile: repeat with missing leading repeats taken as 1 (Tile)."""
     x = as_tensor(x)
     dims = list(dims)
     if len(dims) < len(x._shape):
@@ -231,7 +251,6 @@ def cat(tensors, dim=0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
-    from .. import dtypes
     dt = tensors[0].dtype
     for t in tensors[1:]:
         dt = dtypes.promote(dt, t.dtype)
@@ -246,6 +265,7 @@ concat = concatenate = cat
 
 
 def stack(tensors, dim=0):
+    """Join equal-shaped tensors along a new dim (Unsqueeze each + Concat)."""
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
@@ -265,8 +285,10 @@ def split(x, split_size_or_sections, dim=0):
     n = x._shape[d]
     if not isinstance(n, int):
         raise ValueError(f"split: dim {dim} is symbolic ({n}); split along a static dim")
-    if isinstance(split_size_or_sections, int):
-        k = split_size_or_sections
+    if _is_int(split_size_or_sections):
+        k = int(split_size_or_sections)
+        if k <= 0:
+            raise ValueError(f"split: split_size must be positive, got {k}")
         sizes = [k] * (n // k) + ([n % k] if n % k else [])
     else:
         sizes = [int(s) for s in split_size_or_sections]
@@ -283,24 +305,35 @@ def split(x, split_size_or_sections, dim=0):
 
 
 def chunk(x, chunks, dim=0):
+    """`chunks` near-equal pieces along a static dim, the last one smaller (Split)."""
     x = as_tensor(x)
     n = x._shape[_norm_dim(dim, len(x._shape))]
-    k = -(-n // chunks)
-    return split(x, k, dim)
+    if not isinstance(n, int):
+        raise ValueError(f"chunk: dim {dim} is symbolic ({n}); chunk along a static dim")
+    return split(x, -(-n // chunks), dim)
 
 
 def unbind(x, dim=0):
+    """The slices along `dim`, that dim removed (Split + Squeeze)."""
     return tuple(squeeze(p, dim) for p in split(x, 1, dim))
 
 
 def narrow(x, dim, start, length):
+    """x[..., start:start + length] along `dim`; a negative start counts from the end, as in torch."""
     x = as_tensor(x)
     d = _norm_dim(dim, len(x._shape))
-    idx = [slice(None)] * d + [slice(start, start + length)]
+    n = x._shape[d]
+    if isinstance(n, int):
+        start = start + n if start < 0 else start
+        if not 0 <= start <= start + length <= n:
+            raise IndexError(f"narrow: start {start} + length {length} exceeds dim {dim} of size {n}")
+    stop = start + length
+    idx = [slice(None)] * d + [slice(start, None if start < 0 <= stop else stop)]  # symbolic n: -k.. to the end
     return getitem(x, tuple(idx))
 
 
 def flip(x, dims):
+    """Reverse the order along `dims` (one Slice with step -1)."""
     x = as_tensor(x)
     r = len(x._shape)
     dims = [_norm_dim(d, r) for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
@@ -312,11 +345,14 @@ def flip(x, dims):
 def gather(x, dim, index):
     """torch.gather: GatherElements."""
     x, index = as_tensor(x), cast(as_tensor(index), np.int64)
+    if len(index._shape) != len(x._shape):
+        raise ValueError(f"gather: index {_fmt(index._shape)} must have as many dims as the input {_fmt(x._shape)}")
     return apply("GatherElements", [x, index], {"axis": _norm_dim(dim, len(x._shape))},
                  types=[(x.dtype, index._shape)])
 
 
 def index_select(x, dim, index):
+    """The entries of `index` along `dim` (Gather); the index may have any rank."""
     x, index = as_tensor(x), cast(as_tensor(index), np.int64)
     d = _norm_dim(dim, len(x._shape))
     out = x._shape[:d] + index._shape + x._shape[d + 1:]
@@ -324,22 +360,30 @@ def index_select(x, dim, index):
 
 
 def take_along_dim(x, indices, dim):
+    """torch.take_along_dim with a dim: gather."""
     return gather(x, dim, indices)
 
 
+_SCATTER_REDUCTIONS = {"add": "add", "multiply": "mul", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"}
+
+
 def scatter(x, dim, index, src, reduce=None):
+    """torch.scatter: x with src written at `index` along `dim` (ScatterElements); src may be a scalar;
+    reduce 'add'/'multiply' (and scatter_reduce's 'sum', 'prod', 'amax', 'amin') combine instead."""
     x, index = as_tensor(x), cast(as_tensor(index), np.int64)
-    src = as_tensor(src, x.dtype) if not isinstance(src, Tensor) else cast(src, x.dtype)
+    src = cast(as_tensor(src, x.dtype), x.dtype)
     if len(src._shape) == 0:
-        from .shape import expand as _e
-        src = _e(src, index.shape)
+        src = expand(src, index.shape)
     attrs = {"axis": _norm_dim(dim, len(x._shape))}
     if reduce:
-        attrs["reduction"] = {"add": "add", "multiply": "mul", "sum": "add", "prod": "mul", "amax": "max", "amin": "min"}[reduce]
+        if reduce not in _SCATTER_REDUCTIONS:
+            raise ValueError(f"scatter: reduce must be one of {sorted(_SCATTER_REDUCTIONS)}, got {reduce!r}")
+        attrs["reduction"] = _SCATTER_REDUCTIONS[reduce]
     return apply("ScatterElements", [x, index, src], attrs, types=[(x.dtype, x._shape)])
 
 
 def scatter_add(x, dim, index, src):
+    """scatter with reduce='add'."""
     return scatter(x, dim, index, src, reduce="add")
 
 
@@ -348,6 +392,7 @@ _BIG = np.iinfo(np.int64).max
 
 
 def _slice_len(n, s):
+    """Length of x[s] along a dim of size n (a fresh name when n is symbolic and s is not `:`)."""
     if isinstance(n, int):
         return len(range(*s.indices(n)))
     if s.start in (None, 0) and s.stop is None and s.step in (None, 1):
@@ -431,6 +476,7 @@ def getitem(x, idx):
 
 
 def _index_tensor(ix, n, axis):
+    """An integer-array index as an int64 Tensor, bounds-checked when its values are known."""
     ix = cast(as_tensor(np.asarray(ix) if not isinstance(ix, Tensor) else ix), np.int64)
     if isinstance(n, int) and ix._value is not None and ix.kind != "input":
         v = np.asarray(ix._value)
@@ -443,7 +489,6 @@ def _index_tensor(ix, n, axis):
 def _multi_advanced(y, adv):
     """Several integer-array indices: broadcast, stack, GatherND over those axes moved to the front;
     torch keeps the result in place when the indexed axes are adjacent."""
-    from ..infer import broadcast_shapes
     axes = [a for a, _ in adv]
     ixs = [_index_tensor(ix, y._shape[a], a) for a, ix in adv]
     bshape = broadcast_shapes(*(i._shape for i in ixs), what="index")

@@ -30,7 +30,8 @@ def _grad_scaled(y, scale):
     return add(y0, mul(sub(y, y0), scale))
 
 
-def _check_padding_idx(padding_idx, num_embeddings):
+def check_padding_idx(padding_idx, num_embeddings):
+    """padding_idx as a row number in [0, num_embeddings) (negative counts from the end), or None."""
     if padding_idx is None:
         return None
     if not -num_embeddings <= padding_idx < num_embeddings:
@@ -92,7 +93,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     scale_grad_by_freq: each row's gradient is divided by its count in `input`."""
     weight = as_tensor(weight)
     idx = cast(as_tensor(input), np.int64)
-    padding_idx = _check_padding_idx(padding_idx, weight._shape[0])
+    padding_idx = check_padding_idx(padding_idx, weight._shape[0])
     rows, update = _lookup(weight, idx, padding_idx, max_norm, norm_type, idx if scale_grad_by_freq else None)
     return _with_update(rows, update)
 
@@ -110,7 +111,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         raise ValueError(f"embedding_bag: mode has to be one of {_MODES}, got {mode!r}")
     weight = as_tensor(weight)
     idx = cast(as_tensor(input), np.int64)
-    padding_idx = _check_padding_idx(padding_idx, weight._shape[0])
+    padding_idx = check_padding_idx(padding_idx, weight._shape[0])
     if per_sample_weights is not None:
         if mode != "sum":
             raise ValueError(f"embedding_bag: per_sample_weights is only supported for mode='sum' (got mode={mode!r}); "

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import ops
-from .optimizer import Optimizer
+from .optimizer import Optimizer, regularized
 
 
 class Adagrad(Optimizer):
@@ -32,9 +32,6 @@ class Adagrad(Optimizer):
                 "eps": h["eps"]}
 
     def update(self, p, g, state, k, group):
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + k("weight_decay") * p
+        p, g = regularized(p, g, k, group)
         s = state["sum"] + g * g
         return p + k("neg_clr") * (g / (ops.sqrt(s) + k("eps"))), {"sum": s}

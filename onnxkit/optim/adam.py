@@ -1,6 +1,6 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW), with AMSGrad."""
 from .. import ops
-from .optimizer import Optimizer
+from .optimizer import Optimizer, regularized
 
 
 class Adam(Optimizer):
@@ -37,13 +37,7 @@ class Adam(Optimizer):
                 "eps": h["eps"], "weight_decay": h["weight_decay"], "decay": 1.0 - lr * h["weight_decay"]}
 
     def update(self, p, g, state, k, group):
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            if group["decoupled_weight_decay"]:
-                p = p * k("decay")
-            else:
-                g = g + k("weight_decay") * p
+        p, g = regularized(p, g, k, group)
         m = state["exp_avg"] + k("one_minus_beta1") * (g - state["exp_avg"])
         v = state["exp_avg_sq"] * k("beta2") + k("one_minus_beta2") * (g * g)
         new = {"exp_avg": m, "exp_avg_sq": v}

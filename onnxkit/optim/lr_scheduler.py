@@ -35,15 +35,19 @@ class LRScheduler:
         self._is_initial = False
 
     def get_lr(self):
+        """The groups' learning rates for `last_epoch`, from their current ones (torch's chainable form)."""
         raise NotImplementedError
 
     def get_last_lr(self):
+        """The learning rates the last step() set, one per group."""
         return self._last_lr
 
     def _group_lrs(self):
+        """The groups' current learning rates."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def step(self, epoch=None):
+        """Advance one epoch (or jump to `epoch`, with the closed form where there is one) and set the lrs."""
         self._step_count += 1
         if epoch is None:
             self.last_epoch += 1
@@ -56,9 +60,11 @@ class LRScheduler:
         self._last_lr = self._group_lrs()
 
     def state_dict(self):
+        """Every attribute but the optimizer (as torch)."""
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict):
+        """Restore the attributes state_dict() returned."""
         self.__dict__.update(state_dict)
 
 

@@ -16,18 +16,11 @@ import itertools
 
 import numpy as np
 
+from ..nn.module import _to_numpy, zero_grads
 from ..tensor import Tensor, apply, tensor, no_grad, enable_grad
 from .. import ops
 
 _SPLIT = {"beta1": ("betas", 0), "beta2": ("betas", 1)}  # scalar inputs read from tuple-valued group keys
-
-
-def _to_numpy(v):
-    if isinstance(v, Tensor):
-        return v.numpy()
-    if hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor, read without importing torch
-        return v.detach().cpu().numpy()
-    return np.asarray(v)
 
 
 def _static_size(t):
@@ -53,6 +46,19 @@ def add_scaled(c, alpha, g):
             b = b * alpha
         return apply("Gemm", [a, b, c], {**n.attrs, "beta": 1.0}, types=[(c.dtype, c._shape)])
     return c + alpha * g
+
+
+def regularized(p, g, k, group):
+    """(p, g) as torch's rules start from them: g negated for `maximize`; weight decay added to the
+    gradient (g + wd * p) or, with decoupled_weight_decay (AdamW), applied to p (coefficient "decay")."""
+    if group["maximize"]:
+        g = -g
+    if group["weight_decay"] != 0:
+        if group.get("decoupled_weight_decay", False):
+            p = p * k("decay")
+        else:
+            g = g + k("weight_decay") * p
+    return p, g
 
 
 class Coefficients:
@@ -129,12 +135,15 @@ class Optimizer:
         return ()
 
     def initial_state(self, group, slot, p):
+        """The value a state slot starts from (zeros unless the rule overrides it)."""
         return np.zeros(p._shape, p.dtype)
 
     def coefficients(self, h, step, group):
+        """{name: float64 scalar Tensor} from the group's hyperparameters `h` and the step count."""
         raise NotImplementedError
 
     def update(self, p, g, state, k, group):
+        """(new p, {slot: new state Tensor}) from p, its gradient g and its state; `k(name)` is a coefficient."""
         raise NotImplementedError
 
     # ----- what the rule reads from a group ----------------------------------------------------
@@ -180,14 +189,8 @@ class Optimizer:
 
     # ----- torch-style use -----------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.zero_()
+        """Reset the .grad of every parameter: to None (default) or to zeros."""
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a .grad, recorded as deferred assignments: the
@@ -216,6 +219,7 @@ class Optimizer:
 
     # ----- state dicts ---------------------------------------------------------------------------
     def _sync(self):
+        """Let a Trainer holding the state on a device copy it back first."""
         if self._before_read is not None:
             self._before_read()
 

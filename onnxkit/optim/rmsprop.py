@@ -1,6 +1,6 @@
 """RMSprop with momentum and the centered variant (torch.optim.RMSprop)."""
 from .. import ops
-from .optimizer import Optimizer
+from .optimizer import Optimizer, regularized
 
 
 class RMSprop(Optimizer):
@@ -28,10 +28,7 @@ class RMSprop(Optimizer):
                 "weight_decay": h["weight_decay"], "momentum": h["momentum"], "neg_lr": -h["lr"]}
 
     def update(self, p, g, state, k, group):
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + k("weight_decay") * p
+        p, g = regularized(p, g, k, group)
         sq = state["square_avg"] * k("alpha") + k("one_minus_alpha") * (g * g)
         new = {"square_avg": sq}
         if group["centered"]:

@@ -1,6 +1,6 @@
 """SGD with momentum, dampening, Nesterov momentum and weight decay (torch.optim.SGD)."""
 from .. import ops
-from .optimizer import Optimizer, add_scaled
+from .optimizer import Optimizer, add_scaled, regularized
 
 
 class SGD(Optimizer):
@@ -34,10 +34,7 @@ class SGD(Optimizer):
                 "grad_scale": ops.where(ops.le(step, 1.0), 1.0, 1.0 - h["dampening"])}
 
     def update(self, p, g, state, k, group):
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + k("weight_decay") * p
+        p, g = regularized(p, g, k, group)
         if group["momentum"] == 0:
             return add_scaled(p, k("neg_lr"), g), {}
         decayed = state["momentum_buffer"] * k("momentum")

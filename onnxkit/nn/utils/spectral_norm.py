@@ -6,8 +6,10 @@ import numpy as np
 from ... import ops
 from ...ops.norm import add_buffer_updates, buffer_value
 from ...tensor import no_grad
+from ..conv import _ConvTranspose
 from ..parameter import Parameter
 from .. import init as _init
+from ._reparam import parameter_to_reparametrize, remove_reparametrization
 
 __all__ = ["spectral_norm", "remove_spectral_norm"]
 
@@ -38,6 +40,8 @@ class SpectralNorm:
         return ops.reshape(weight, weight.shape[0], -1)
 
     def compute_weight(self, module, do_power_iteration):
+        """<name>_orig / sigma, sigma = u . (W v) after n_power_iterations updates of u and v (in training;
+        their new values become buffer updates of the result)."""
         weight = getattr(module, self.name + "_orig")
         u_buf, v_buf = getattr(module, self.name + "_u"), getattr(module, self.name + "_v")
         mat = self.reshape_weight_to_matrix(weight)
@@ -46,7 +50,7 @@ class SpectralNorm:
             with no_grad():
                 u, v = buffer_value(u_buf), buffer_value(v_buf)
                 for _ in range(self.n_power_iterations):
-                    v = _normalize(ops.matmul(u, mat), self.eps)  # u @ W = W^T u (see note below)
+                    v = _normalize(ops.matmul(u, mat), self.eps)  # u @ W = W^T u (see the note above)
                     u = _normalize(ops.mv(mat, v), self.eps)
         sigma = ops.dot(u, ops.mv(mat, v))
         out = weight / sigma
@@ -59,13 +63,9 @@ class SpectralNorm:
 
     @staticmethod
     def apply(module, name, n_power_iterations, dim, eps):
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, SpectralNorm) and hook.name == name:
-                raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter {name}")
+        """Rename parameter <name> to <name>_orig, add the u and v buffers (random unit vectors) and the hook."""
+        weight = parameter_to_reparametrize(module, SpectralNorm, name, "spectral_norm")
         fn = SpectralNorm(name, n_power_iterations, dim, eps)
-        weight = module._parameters.get(name)
-        if weight is None:
-            raise ValueError(f"{type(module).__name__} has no parameter {name!r} to normalize")
         with no_grad():
             h, w = (int(d) for d in fn.reshape_weight_to_matrix(weight)._shape)
             rng = _init._rng(None)
@@ -80,6 +80,7 @@ class SpectralNorm:
         return fn
 
     def remove(self, module):
+        """Back to one parameter <name> holding the current normalized weight."""
         weight = self.compute_weight(module, do_power_iteration=False).numpy()
         self.handle.remove()
         for store, key in ((module._parameters, "_orig"), (module._buffers, "_u"), (module._buffers, "_v")):
@@ -92,15 +93,11 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
     """Divide module.<name> by its largest singular value (power iteration; `dim` is the output dim,
     1 for ConvTranspose layers, else 0). Adds <name>_orig (parameter), <name>_u and <name>_v (buffers)."""
     if dim is None:
-        dim = 1 if type(module).__name__.startswith("ConvTranspose") else 0
+        dim = 1 if isinstance(module, _ConvTranspose) else 0
     SpectralNorm.apply(module, name, n_power_iterations, dim, eps)
     return module
 
 
 def remove_spectral_norm(module, name="weight"):
     """Fold the normalization back into one parameter <name>. Returns the module."""
-    for hook in list(module._forward_pre_hooks.values()):
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            hook.remove(module)
-            return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {type(module).__name__}")
+    return remove_reparametrization(module, SpectralNorm, name, "spectral_norm")

@@ -2,6 +2,7 @@
 g * v / ||v|| from the parameters `weight_g` and `weight_v` before every forward call."""
 from ... import ops
 from ..parameter import Parameter
+from ._reparam import parameter_to_reparametrize, remove_reparametrization
 
 __all__ = ["weight_norm", "remove_weight_norm", "norm_except_dim"]
 
@@ -24,18 +25,15 @@ class WeightNorm:
         self.name, self.dim = name, -1 if dim is None else dim
 
     def compute_weight(self, module):
+        """g * v / ||v|| from the module's <name>_g and <name>_v."""
         g, v = getattr(module, self.name + "_g"), getattr(module, self.name + "_v")
         return v * (g / norm_except_dim(v, 2, self.dim))
 
     @staticmethod
     def apply(module, name, dim):
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm) and hook.name == name:
-                raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
+        """Replace parameter <name> by <name>_g and <name>_v and register the hook."""
+        weight = parameter_to_reparametrize(module, WeightNorm, name, "weight_norm")
         fn = WeightNorm(name, dim)
-        weight = module._parameters.get(name)
-        if weight is None:
-            raise ValueError(f"{type(module).__name__} has no parameter {name!r} to normalize")
         del module._parameters[name]
         module.register_parameter(name + "_g", Parameter(norm_except_dim(weight, 2, fn.dim).numpy()))
         module.register_parameter(name + "_v", Parameter(weight.numpy()))
@@ -44,6 +42,7 @@ class WeightNorm:
         return fn
 
     def remove(self, module):
+        """Back to one parameter <name> holding the current normalized weight."""
         weight = self.compute_weight(module).numpy()
         self.handle.remove()
         del module._parameters[self.name + "_g"]
@@ -64,8 +63,4 @@ def weight_norm(module, name="weight", dim=0):
 
 def remove_weight_norm(module, name="weight"):
     """Fold the reparameterization back into one parameter <name>. Returns the module."""
-    for hook in list(module._forward_pre_hooks.values()):
-        if isinstance(hook, WeightNorm) and hook.name == name:
-            hook.remove(module)
-            return module
-    raise ValueError(f"weight_norm of '{name}' not found in {type(module).__name__}")
+    return remove_reparametrization(module, WeightNorm, name, "weight_norm")
