@@ -25,7 +25,11 @@ def upscale(images, size=28):
 def load_digits(size=28, test_size=360, seed=0):
     """(x_train, y_train, x_test, y_test): float32 (N, 1, size, size) standardized with the training
     set's mean and std, int64 labels; a fixed shuffled split."""
-    from sklearn.datasets import load_digits as _load
+    try:
+        from sklearn.datasets import load_digits as _load
+    except ImportError:
+        raise ImportError("the digits data ships with scikit-learn: pip install scikit-learn "
+                          "(or install onnxkit with its demo extra: pip install 'onnxkit[demo]')") from None
     d = _load()
     x = upscale(d.images.astype(np.float64) / 16.0, size)[:, None]
     y = d.target.astype(np.int64)

@@ -14,12 +14,8 @@ import numpy as np
 
 
 def _zoo():
-    """The model zoo lives next to the package in the repository (models/)."""
-    try:
-        import models.data  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from models import data, lenet, mlp
+    """The model zoo: models/ in the repository, installed as onnxkit.models."""
+    from onnxkit.models import data, lenet, mlp
     return data, lenet, mlp
 
 
