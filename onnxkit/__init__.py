@@ -2,9 +2,9 @@
 gradient and optimizer nodes appended to the graph, and run them on stock onnxruntime."""
 import importlib
 
-from .tensor import (Tensor, Input, tensor, no_grad, enable_grad, set_grad_enabled, is_grad_enabled, manual_seed, randn, rand,
-                     randint, zeros, ones, empty, full, arange, eye, linspace, zeros_like, ones_like, randn_like,
-                     rand_like, full_like)
+from .tensor import (Tensor, Input, tensor, no_grad, enable_grad, set_grad_enabled, is_grad_enabled, manual_seed,
+                     randn, rand, randint, zeros, ones, empty, full, arange, eye, linspace, zeros_like, ones_like,
+                     randn_like, rand_like, full_like)
 from .dims import Dim
 from .ops import *  # noqa: F401,F403  torch-style functions: ok.cat, ok.where, ok.sum, ...
 from .ops import abs, round, pow, sum, max, min, all, any  # noqa: F401
