@@ -7,6 +7,22 @@ from .tensor import OPSET
 
 IR_VERSION = 10
 
+# Non-default domains met in imported models: their opset versions and local function definitions,
+# so that re-exporting declares the same versions and carries the functions its nodes call.
+DOMAIN_VERSIONS = {}  # domain -> opset version
+FUNCTIONS = {}  # (domain, function name) -> onnx.FunctionProto
+
+
+def _functions_for(calls):
+    """The local functions that the (domain, op type) calls need, including the ones they call."""
+    found, todo = {}, list(calls)
+    while todo:
+        key = todo.pop()
+        if key in FUNCTIONS and key not in found:
+            found[key] = FUNCTIONS[key]
+            todo.extend((n.domain, n.op_type) for n in FUNCTIONS[key].node if n.domain)
+    return list(found.values())
+
 
 def make_attr(name, value):
     """An AttributeProto from a Python value (numpy arrays become tensor attributes)."""
@@ -147,11 +163,14 @@ def build_model(outputs, output_names=None, input_leaves=(), fed=None, opset=OPS
         p.attribute.extend(make_attr(k, v) for k, v in n.attrs.items())
         protos.append(p)
         if n.domain:
-            domains.add(n.domain)
+            domains.add((n.domain, n.op_type))
     for t, want in aliases:
         protos.append(helper.make_node("Identity", [names[id(t)]], [want], name=unique(f"{want}/Identity")))
     outs = [_value_info(want, t, declare_output_shapes) for t, want in zip(outputs, out_names)]
     graph = helper.make_graph(protos, graph_name, inputs, outs, inits)
-    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in sorted(domains)]
-    model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxkit")
+    functions = _functions_for(domains)
+    used = {d for d, _ in domains} | {o.domain for f in functions for o in f.opset_import if o.domain not in ("", "ai.onnx")}
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, DOMAIN_VERSIONS.get(d, 1)) for d in sorted(used)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxkit",
+                              functions=functions)
     return model, fed_names

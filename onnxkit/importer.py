@@ -92,6 +92,9 @@ class ImportedModule(Module):
     def __init__(self, model):
         super().__init__()
         object.__setattr__(self, "_model", model)
+        from .emit import DOMAIN_VERSIONS, FUNCTIONS
+        DOMAIN_VERSIONS.update({o.domain: o.version for o in model.opset_import if o.domain not in ("", "ai.onnx")})
+        FUNCTIONS.update({(f.domain, f.name): f for f in model.functions})
         g = model.graph
         inits = {t.name for t in g.initializer}
         object.__setattr__(self, "input_names", [i.name for i in g.input if i.name not in inits])

@@ -710,3 +710,16 @@ def test_no_grad_as_decorator_and_set_grad_enabled():
         with ok.enable_grad():
             assert (x * 2).requires_grad
     assert ok.is_grad_enabled()
+
+
+@pytest.mark.parametrize("data", [[[1.0, 2.0, 3.0], [0.0, 2.0, 3.0]], [[0.0, 0.0, 3.0], [4.0, 5.0, 6.0]],
+                                  [[2.0, -1.0, 0.5], [1e-3, 3.0, 0.0]]])
+@pytest.mark.parametrize("dim", [None, 0, 1])
+def test_prod_gradient_with_zeros_matches_torch(data, dim):
+    """Regression: the ReduceProd gradient was out / x, NaN wherever x == 0."""
+    a = np.array(data, np.float32)
+    x, xt = ok.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, yt = (x.prod(), xt.prod()) if dim is None else (x.prod(dim), xt.prod(dim))
+    g, = ok.grad(y.sum(), [x])
+    gt, = torch.autograd.grad(yt.sum(), [xt])
+    np.testing.assert_allclose(g.numpy(), gt.numpy(), rtol=1e-5, atol=1e-6)

@@ -225,3 +225,24 @@ def test_export_rejects_clashing_names(inputs, output_names, match):
     ins = [ok.Input(n, ("N", 3)) for n in inputs]
     with pytest.raises(ValueError, match=match):
         ok.export(lambda a, b: a + b, ins, output_names=output_names)
+
+
+def test_local_functions_and_domain_versions_survive_load_and_export():
+    """Regression: re-exported models declared custom domains at version 1 and dropped local functions."""
+    fn = helper.make_function("local.fn", "ScaledRelu", ["a"], ["b"],
+                              [helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Add", ["r", "r"], ["b"])],
+                              opset_imports=[helper.make_opsetid("", 21)])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    m = helper.make_model(helper.make_graph([helper.make_node("ScaledRelu", ["x"], ["y"], domain="local.fn")],
+                                            "g", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("local.fn", 3)],
+                          functions=[fn], ir_version=10)
+    onnx.checker.check_model(m, full_check=True)
+    imported = ok.load(m)
+    data = np.array([[-1.0, 2.0, 0.5]], np.float32)
+    np.testing.assert_allclose(imported(data).numpy(), 2 * np.maximum(data, 0))  # eager run needs the function
+    again = ok.export(imported, imported.graph_inputs())
+    assert {(o.domain, o.version) for o in again.opset_import} >= {("local.fn", 3)}
+    assert [f.name for f in again.functions] == ["ScaledRelu"]
+    np.testing.assert_allclose(ok.Session(again).run({"x": data})["output"], 2 * np.maximum(data, 0))

@@ -496,7 +496,16 @@ def _reduce_maxmin(node, g):
 
 @register("ReduceProd")
 def _reduce_prod(node, g):
-    return [_expand_back(node, g[0]) * _out_keep(node) / node.inputs[0], None]
+    """The product of the other elements, as torch: out / x without zeros; with one zero in a slice,
+    its position gets the product of the non-zeros and the rest 0; with two or more, all 0."""
+    x = node.inputs[0]
+    axes = _axes_of(node)
+    is_zero = ops.eq(x, 0.0)
+    zeros = ops.sum(ops.cast(is_zero, x.dtype), axes, keepdim=True)
+    nonzero_prod = ops.prod(ops.where(is_zero, const(1.0, x.dtype), x), axes, keepdim=True)
+    others = ops.where(ops.eq(zeros, 0.0), nonzero_prod / ops.where(is_zero, const(1.0, x.dtype), x),
+                       ops.where(ops.logical_and(ops.eq(zeros, 1.0), is_zero), nonzero_prod, const(0.0, x.dtype)))
+    return [_expand_back(node, g[0]) * others, None]
 
 
 @register("ReduceL1")
