@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 
 from .. import dtypes
+from ..ops.core import DTypeError
 from ..tensor import Tensor, _st
 from .parameter import Buffer, Parameter
 
@@ -454,7 +455,8 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        """Run forward under the module's name scope; a ShapeError gets the module path prefixed."""
+        """Run forward under the module's name scope; a ShapeError or DTypeError gets the module path
+        prefixed."""
         with _module_call(self) as root:
             try:
                 for hook in list(self._forward_pre_hooks.values()):
@@ -467,7 +469,7 @@ class Module:
                     if res is not None:
                         out = res
                 return out
-            except ShapeError as e:
+            except (ShapeError, DTypeError) as e:
                 if e.path is None:
                     e.path = "" if root else self._path
                     where = type(self).__name__ if root else f"{self._path} ({type(self).__name__})"

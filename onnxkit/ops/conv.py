@@ -4,7 +4,7 @@ import numpy as np
 
 from ..dims import format_shape as fmt
 from ..tensor import apply
-from .core import as_tensor
+from .core import as_tensor, check_same_dtype
 from .padding import pad as pad_fn
 from .shape import reshape, squeeze, unsqueeze
 
@@ -83,6 +83,7 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, n):
     name = f"conv{n}d"
     x, unb = batched(x, n, name)
     weight = as_tensor(weight)
+    check_same_dtype(name, x, weight, None if bias is None else as_tensor(bias))
     stride, dilation = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
     if any(s <= 0 for s in stride):
         raise ValueError(f"non-positive stride is not supported, got {stride}")
@@ -127,6 +128,7 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
     name = f"conv_transpose{n}d"
     x, unb = batched(x, n, name)
     weight = as_tensor(weight)
+    check_same_dtype(name, x, weight, None if bias is None else as_tensor(bias))
     if isinstance(padding, str):
         raise ValueError(f"{name} does not support string padding ({padding!r}); give ints")
     stride, dilation = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")

@@ -305,3 +305,22 @@ def zeros_of(x, dtype=None):
 def ones_of(x, dtype=None):
     """Ones with x's (possibly symbolic) shape (ConstantOfShape)."""
     return _filled_like(x, 1, dtype)
+
+
+class DTypeError(TypeError):
+    """Operands of different dtypes where torch refuses to promote; Module.__call__ prefixes the
+    layer path, as for ShapeError."""
+
+    def __init__(self, msg):
+        super().__init__(msg)
+        self.msg, self.path = msg, None
+
+
+def check_same_dtype(what, *tensors, names=("input", "weight", "bias")):
+    """torch's matmul/linear/conv refuse mixed dtypes instead of promoting; say which to convert."""
+    ts = [t for t in tensors if t is not None]
+    if len({t.dtype for t in ts}) > 1:
+        got = ", ".join(f"{n} {t.dtype}" for n, t in zip(names, tensors) if t is not None)
+        fix = (f"convert the input with .to({ts[1].dtype.name!r}) (or the module with .to({ts[0].dtype.name!r}))"
+               if names[0] == "input" else "convert one operand with .to(...)")
+        raise DTypeError(f"{what}: expected all operands to have the same dtype, got {got}; {fix}")

@@ -1,12 +1,14 @@
 """Matrix products: MatMul (numpy semantics), Gemm for the 2-D linear layer, Einsum."""
 from ..dims import format_shape
 from ..tensor import apply
-from .core import as_tensor, promote_operands
+from .core import as_tensor, check_same_dtype
 
 
 def _matmul_operands(a, b, what, ranks=None):
-    """Both operands promoted to one dtype; with `ranks`, their required ranks (torch's mm, bmm, ...)."""
-    a, b = promote_operands(a, b)
+    """Both operands as Tensors of one dtype (mixed dtypes raise, as in torch); with `ranks`, their
+    required ranks (torch's mm, bmm, ...)."""
+    a, b = as_tensor(a), as_tensor(b)
+    check_same_dtype(what, a, b, names=("self", "other"))
     if len(a._shape) == 0 or len(b._shape) == 0:
         raise ValueError(f"{what}: both arguments need at least 1 dimension, got shapes {format_shape(a._shape)} "
                          f"and {format_shape(b._shape)}")

@@ -1,7 +1,7 @@
 """linear and bilinear (torch.nn.functional)."""
 from ..dims import format_shape
 from ..tensor import apply
-from .core import as_tensor, add
+from .core import as_tensor, add, check_same_dtype
 from .linalg import matmul, einsum
 from .shape import t as _t
 
@@ -9,6 +9,7 @@ from .shape import t as _t
 def linear(x, weight, bias=None):
     """x @ W^T + b: one Gemm(transB=1) for 2-D inputs, MatMul + Add otherwise."""
     x, weight = as_tensor(x), as_tensor(weight)
+    check_same_dtype("linear", x, weight, None if bias is None else as_tensor(bias))
     k, kw = x._shape[-1] if x._shape else None, weight._shape[-1]
     if isinstance(k, int) and isinstance(kw, int) and k != kw:
         raise ValueError(f"linear: input of shape {format_shape(x._shape)} has {k} features, but the weight of "
