@@ -49,6 +49,7 @@ class Trainer:
         self.providers = runtime.providers_for(device)
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.seed = int(_host_rng().integers(2 ** 31)) if seed is None else int(seed)
+        self._float_dtype = next((p.dtype for p in model.parameters() if p.dtype.kind == "f"), None)
         steps = [st.get("step", 0) for st in optimizer.state.values()]
         self.step_count = max(steps, default=0)
         self.epoch = 0
@@ -202,12 +203,20 @@ class Trainer:
         self._graph.record_step(self.step_count)
 
     # ----- one step --------------------------------------------------------------------------
+    def _batch(self, a):
+        """A batch as a contiguous numpy array. Float data takes the model's float dtype: numpy makes
+        float64 by default and the graph's data inputs have the parameters' dtype."""
+        arr = np.asarray(a.numpy() if isinstance(a, Tensor) else a)
+        if arr.dtype.kind == "f" and self._float_dtype is not None and arr.dtype != self._float_dtype:
+            arr = arr.astype(self._float_dtype)
+        return np.ascontiguousarray(arr)
+
     def step(self, *inputs_and_target):
         """One training step on a batch (the last argument is the target); returns the loss.
         A non-finite loss raises FloatingPointError and leaves the values of before the step."""
         if len(inputs_and_target) < 2:
             raise TypeError("step(*inputs, target) needs at least one input and the target")
-        arrays = [np.ascontiguousarray(a.numpy() if isinstance(a, Tensor) else a) for a in inputs_and_target]
+        arrays = [self._batch(a) for a in inputs_and_target]
         values = [self.optimizer.hyper_values(group) for group in self.optimizer.param_groups]
         self._ensure(arrays[:-1], arrays[-1], values=values)
         leaves = self._refresh()
@@ -277,7 +286,7 @@ class Trainer:
 
     def predict(self, *inputs, batch_size=256):
         """Eval-mode outputs for all rows of the inputs, in batches (numpy)."""
-        arrays = [np.asarray(a.numpy() if isinstance(a, Tensor) else a) for a in inputs]
+        arrays = [self._batch(a) for a in inputs]
         if self._graph is None:
             raise RuntimeError("predict needs the graphs: call step(), fit() or build(*inputs, target) first")
         n = len(arrays[0])
@@ -289,7 +298,7 @@ class Trainer:
     def evaluate(self, *inputs_and_target, batch_size=256):
         """{"loss": mean loss, "accuracy": ...} in eval mode; accuracy (argmax over dim 1) when the
         target holds integer class indices."""
-        *xs, y = [np.asarray(a.numpy() if isinstance(a, Tensor) else a) for a in inputs_and_target]
+        *xs, y = [self._batch(a) for a in inputs_and_target]
         if self._graph is None:
             self.build(*[a[:1] for a in xs], y[:1])
         total, correct, n = 0.0, 0, len(y)
@@ -309,8 +318,8 @@ class Trainer:
         """Train for `epochs` over (x, y) in batches, shuffled with the trainer's seed; prints a
         progress bar and one line per epoch to stderr. `x` is an array or a tuple of arrays,
         `validation` an (x, y) pair. Returns the history {"loss": [...], "val_loss": [...], ...}."""
-        xs = [np.asarray(a) for a in (x if isinstance(x, (list, tuple)) else [x])]
-        y = np.asarray(y)
+        xs = [self._batch(a) for a in (x if isinstance(x, (list, tuple)) else [x])]
+        y = self._batch(y)
         n = len(y)
         if any(len(a) != n for a in xs):
             raise ValueError(f"inputs and target have different lengths: {[len(a) for a in xs]} vs {n}")

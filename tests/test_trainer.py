@@ -224,3 +224,14 @@ def test_demo_trains_exports_and_runs_through_onnx_run(tmp_path):
     assert "ran digits_mlp.onnx on cpu" in proc.stdout
     accuracy = float(proc.stdout.split("test accuracy of the exported model under onnx-run: ")[1].split()[0])
     assert accuracy > 0.8 and (tmp_path / "digits_mlp.onnx").exists()
+
+
+def test_float64_data_trains_a_float32_model():
+    """numpy's default float64 batches are converted to the model's float dtype (the graph input's)."""
+    _, om = pair()
+    tr = ok.Trainer(om, nn.CrossEntropyLoss(), optim.SGD(om.parameters(), lr=0.1))
+    x, y = data(16, classes=3)
+    x64 = x.astype(np.float64)
+    assert np.isfinite(tr.step(x64, y))
+    h = tr.fit(x64, y, epochs=1, batch_size=8, validation=(x64, y), verbose=False)
+    assert np.isfinite(h["loss"][0]) and tr.predict(x64).dtype == np.float32
