@@ -115,6 +115,14 @@ def _as_input(x, name, batch_dim):
     return Input(name, (batch_dim,) + tuple(arr.shape[1:]), arr.dtype)
 
 
+def _leading_size(x):
+    """The first dim of an example batch (None for an Input, whose dims are its own)."""
+    if isinstance(x, Tensor) and x.kind == "input":
+        return None
+    shape = np.shape(x.numpy() if isinstance(x, Tensor) else x)
+    return shape[0] if shape else None
+
+
 def _dims_of(tensors):
     """The symbolic dim names of the tensors' shapes."""
     return {d for t in tensors for d in t._shape if isinstance(d, str)}
@@ -204,8 +212,13 @@ def build_training_model(model, loss_fn, optimizer, inputs, target, *, frozen=()
     Parameters matching a `frozen` fnmatch pattern, with requires_grad=False or outside the
     optimizer are inputs without updates."""
     inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    data = [_as_input(x, "input" if len(inputs) == 1 else f"input_{i}", batch_dim) for i, x in enumerate(inputs)]
-    target = _as_input(target, "target", batch_dim)
+    names = ["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))]
+    lengths = [_leading_size(x) for x in inputs + [target]]
+    # examples whose first dim differs from the first input's (a target flattened over a sequence)
+    # get a dim of their own: one name for both would tell shape inference they are equal
+    dims = [batch_dim if n == lengths[0] else f"{batch_dim}_{name}" for n, name in zip(lengths, names + ["target"])]
+    data = [_as_input(x, name, d) for x, name, d in zip(inputs, names, dims)]
+    target = _as_input(target, "target", dims[-1])
     if len({t.name for t in data + [target]}) != len(data) + 1:
         raise ValueError(f"input names must be unique, got {[t.name for t in data + [target]]}")
     named_params, named_buffers = list(model.named_parameters()), list(model.named_buffers())

@@ -251,3 +251,28 @@ def test_loss_must_be_a_scalar():
     x, y = regression()
     with pytest.raises(ValueError, match="scalar"):
         build_training_model(model, nn.MSELoss(reduction="none"), optim.SGD(model.parameters(), lr=0.1), x, y)
+
+
+def test_target_with_its_own_leading_size():
+    """Regression: the target (N*T,) of a sequence model flattened to (N*T, C) shared the data's batch
+    dim name, so shape inference took N*T == N and the gradient Reshape read the wrong size."""
+    class SeqModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.out = nn.Embedding(7, 4), nn.Linear(4, 7)
+
+        def forward(self, idx):
+            y = self.out(self.emb(idx))
+            return y.reshape(-1, y.shape[-1])
+
+    ok.manual_seed(0)
+    m = SeqModel()
+    tr = ok.Trainer(m, nn.CrossEntropyLoss(), optim.SGD(m.parameters(), lr=0.1))
+    rng = np.random.default_rng(0)
+    for batch in (4, 3):
+        x = rng.integers(0, 7, (batch, 5))
+        y = rng.integers(0, 7, batch * 5)
+        want = nn.CrossEntropyLoss()(m(ok.tensor(x)), ok.tensor(y)).item()
+        assert tr.step(x, y) == pytest.approx(want, rel=1e-5)
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in tr.training_model.graph.input}
+    assert dims["input"] == ["N", 5] and dims["target"] == ["N_target"]
