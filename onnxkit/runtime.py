@@ -183,20 +183,9 @@ def defer_assign(leaf, new):
     if new.node is None or (new._value is not None and new.kind != "input"):
         leaf._become_value(np.array(new.numpy(), leaf.dtype, copy=True))
         return
+    leaf._split_version()  # what was built so far (`new` included) reads the value before the update
     _pending[id(leaf)] = (leaf, new)
     _assigned_at[id(leaf)] = next(Node._ids)
-
-
-def _reads_update(targets, nodes):
-    """True when the targets see an in-place update: they are an updated leaf, or a node built after
-    the update reads one. Nodes built before it read the old value, as in torch's eager order."""
-    if any(id(t) in _pending for t in targets):
-        return True
-    for n in nodes:
-        ins = n.inputs if not n.outer else list(n.inputs) + list(n.outer.values())
-        if any(t is not None and id(t) in _pending and n.seq > _assigned_at[id(t)] for t in ins):
-            return True
-    return False
 
 
 def flush_pending():
@@ -241,20 +230,21 @@ def evaluate(targets):
     onnxruntime call; returns the target values and memoizes them on the tensors."""
     targets = list(targets)
     if _pending and targets:
-        nodes, leaves = topo(targets, cut_evaluated=True)
-        if any(id(t) in _pending for t in leaves) and _reads_update(targets, nodes):
-            evaluate([])  # the targets read values that in-place updates replaced: apply those first
-    assigns = list(_pending.values())
+        _, leaves = topo(targets, cut_evaluated=True)
+        if any(id(t) in _pending for t in leaves):
+            evaluate([])  # the targets were built after an in-place update they read: apply it first
+    # (leaf, new value, seq): nodes built before seq read the leaf's old value, later ones the new
+    assigns = [(leaf, new, _assigned_at[key]) for key, (leaf, new) in _pending.items()]
     _pending.clear()
     _assigned_at.clear()
-    outputs = targets + [new for _, new in assigns]
+    outputs = targets + [new for _, new, _ in assigns]
     nodes, leaves = topo(outputs, cut_evaluated=True)
-    effects = [e for n in nodes if n.effects for e in n.effects]
+    effects = [(leaf, new, n.seq) for n in nodes if n.effects for leaf, new in n.effects]
     if effects:
         for n in nodes:
             n.effects = None
         assigns += effects
-        outputs = targets + [new for _, new in assigns]
+        outputs = targets + [new for _, new, _ in assigns]
         nodes, leaves = topo(outputs, cut_evaluated=True)
     if not outputs:
         return []
@@ -277,8 +267,8 @@ def evaluate(targets):
     for t, v in zip(targets, values):
         if t.node is not None:
             t._value = v
-    for (leaf, new), v in zip(assigns, values[len(targets):]):
-        leaf._become_value(v)
+    for (leaf, new, seq), v in zip(assigns, values[len(targets):]):
+        leaf._become_value(v, built_before=seq)
         if new.node is not None:  # graphs built on the new value (spectral_norm's u) keep seeing it
             new._value = v
     return [t._value if t.node is not None else v for t, v in zip(targets, values[:len(targets)])]

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import itertools
 import threading
+import weakref
 
 import numpy as np
 
@@ -96,7 +97,7 @@ class Node:
     """One ONNX op application: op type, domain, attributes (Python values), inputs, outputs.
     `effects` holds (leaf, Tensor) buffer updates applied when the node is first evaluated."""
     __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out",
-                 "custom", "seq")
+                 "custom", "seq", "__weakref__")
     _ids = itertools.count()
 
     def __init__(self, op_type, inputs, attrs=None, domain="", outer=None, n_out=1):
@@ -110,16 +111,35 @@ class Node:
         self.outer = outer  # {outer-scope name: Tensor} referenced by subgraph attributes
         self.n_out = n_out
         self.custom = None  # (Function call, output index) for autodiff.Function outputs
+        me = weakref.ref(self)
+        for t in self.inputs:
+            if t is not None:
+                _add_consumer(t, me)
+        for t in (outer or {}).values():
+            _add_consumer(t, me)
 
     def __repr__(self):
         return f"Node({self.op_type}, scope={self.scope!r})"
+
+
+def _add_consumer(t, ref):
+    """Remember that the node behind `ref` reads `t` (weakly; dead entries are dropped as the list grows),
+    so that an in-place change of `t` can leave that node reading the value it was built on."""
+    c = t._consumers
+    if c is None:
+        t._consumers = [ref]
+        return
+    c.append(ref)
+    n = len(c)
+    if n >= 64 and not n & (n - 1):
+        c[:] = [r for r in c if r() is not None]
 
 
 class Tensor:
     """A node output or a leaf. Leaves hold a numpy value (`ok.tensor`, parameters, constants) or
     are symbolic graph inputs (`ok.Input`)."""
     __slots__ = ("node", "index", "_value", "_shape", "dtype", "requires_grad", "grad", "name", "kind",
-                 "_zero", "_version", "__weakref__")
+                 "_zero", "_version", "_consumers", "_base", "_data_of", "_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
     def __init__(self, dtype, shape, node=None, index=0, value=None, kind="op", name=None, requires_grad=False):
@@ -129,6 +149,10 @@ class Tensor:
         self.kind, self.name, self.requires_grad, self.grad = kind, name, requires_grad, None
         self._zero = False
         self._version = 0
+        self._consumers = None  # weak references to the nodes that read this tensor
+        self._base = None  # for a snapshot of a leaf's earlier value: the leaf (gradients go to it)
+        self._data_of = None  # for `t.data`: the tensor whose value in-place ops on this one change
+        self._hooks = None  # gradient hooks (register_hook)
 
     # ----- introspection -------------------------------------------------------------------
     @property
@@ -238,7 +262,9 @@ class Tensor:
         from .autodiff import backward
         backward(self, gradient, create_graph=create_graph)
 
-    # ----- in-place value replacement (leaves) ------------------------------------------------
+    # ----- in-place changes ----------------------------------------------------------------------
+    # A tensor's value is the value as of when a reader was built: an in-place change first moves the
+    # nodes built so far onto a snapshot of the old value (_split_version), then changes this tensor.
     def _assign(self, new):
         """Replace this leaf's value by `new` (a Tensor or array, cast and broadcast to this leaf),
         deferred until the next evaluation (see runtime.defer_assign)."""
@@ -252,6 +278,8 @@ class Tensor:
 
     def zero_(self):
         """Fill with zeros now (grads: the next backward replaces a zeroed grad without reading it)."""
+        if self._data_of is not None or self.node is not None or self.kind != "value":
+            return self._inplace(None, lambda a, _: _filled(a, 0))
         from .runtime import flush_pending
         flush_pending()
         # a broadcast view: no allocation; the next backward replaces a zero grad without reading it
@@ -260,52 +288,157 @@ class Tensor:
         return self
 
     def fill_(self, v):
-        """Fill with the scalar `v` now."""
-        from .runtime import flush_pending
-        flush_pending()
-        self._become_value(np.full([int(d) for d in self._shape], v, self.dtype))
-        return self
+        """Fill with the scalar `v` (torch.Tensor.fill_)."""
+        return self._inplace(v, _filled)
 
-    def _become_value(self, arr):
+    def _become_value(self, arr, built_before=None):
+        """Hold `arr` from now on; nodes built before (all, or those with seq < built_before) keep the old value."""
+        self._split_version(built_before)
         self.node, self.index, self.kind = None, 0, "value"
         self._value = arr
         self._shape = tuple(arr.shape)
         self._zero = False
         self._version += 1
 
-    def _inplace(self, other, fn, rebinds=False):
-        """`self.op_(other)`, or `self op= other` (rebinds: Python binds the name to the result). A value
-        leaf takes the result as its new value (deferred); a computed tensor's `op=` is the new node, so
-        gradients flow through it; its `op_()` is evaluated and becomes a value leaf (no gradient)."""
-        if self.node is None and self.requires_grad and is_grad_enabled():
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation; "
-                               "wrap the update in `with ok.no_grad():`")
-        if self.node is None and self.kind == "value":
-            return self._assign(fn(self, other))
-        if rebinds and self.kind in ("op", "input"):
-            return fn(self, other)
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError("an in-place method on a computed tensor that requires grad would cut it from the "
-                               "gradient graph; use the out-of-place form (h = h.add(x)) or `h += x`")
-        from .runtime import flush_pending
-        flush_pending()
-        with no_grad():
-            new = fn(self, other).numpy()
-        self._become_value(np.asarray(new, self.dtype))
+    def _split_version(self, built_before=None):
+        """Rewire the live nodes that read this tensor (built before `built_before`, a Node.seq; all when
+        None) to a snapshot of its current version, which also takes over this tensor's producing node."""
+        refs, self._consumers = self._consumers, None
+        if not refs:
+            return
+        old, moved, keep = None, [], []
+        for r in refs:
+            n = r()
+            if n is None:
+                continue
+            if built_before is not None and n.seq > built_before:
+                keep.append(r)
+                continue
+            if old is None:
+                old = Tensor(self.dtype, self._shape, node=self.node, index=self.index, value=self._value,
+                             kind=self.kind, name=self.name, requires_grad=self.requires_grad)
+                old._zero = self._zero
+                if self.node is not None:
+                    self.node.outputs[self.index] = old
+                else:  # a leaf's gradient still belongs to the leaf
+                    old._base = self if self._base is None else self._base
+            n.inputs = [old if t is self else t for t in n.inputs]
+            if n.outer:
+                n.outer = {k: old if t is self else t for k, t in n.outer.items()}
+            moved.append(r)
+        if old is not None:
+            old._consumers = moved
+        self._consumers = keep or None
+
+    def _rebind(self, new):
+        """Make this tensor the output of `new`'s node (an in-place op on a computed tensor or an Input, as
+        torch records it: later readers and gradients see the new value, earlier readers the old one)."""
+        if new.dtype != self.dtype:
+            from . import ops
+            new = ops.cast(new, self.dtype)
+        self._split_version()
+        self.node, self.index, self.kind, self._value = new.node, new.index, "op", None
+        self._shape, self.requires_grad, self._zero = new._shape, new.requires_grad, False
+        self._consumers, self._version = new._consumers, self._version + 1
+        new.node.outputs[new.index] = self
         return self
 
-    def __iadd__(self, o): return self._inplace(o, lambda a, b: a + b, rebinds=True)
-    def __isub__(self, o): return self._inplace(o, lambda a, b: a - b, rebinds=True)
-    def __imul__(self, o): return self._inplace(o, lambda a, b: a * b, rebinds=True)
-    def __itruediv__(self, o): return self._inplace(o, lambda a, b: a / b, rebinds=True)
+    def _inplace(self, other, fn):
+        """`self.op_(other)` or `self op= other`, in place as in torch. A value leaf takes the result as its
+        new value (deferred to the next evaluation); a computed tensor becomes the result's node, so
+        gradients flow through the change; `t.data`'s in-place ops change `t` without recording."""
+        if self._data_of is not None:
+            with no_grad():
+                new = fn(self, other)
+                self._assign(new)
+                self._data_of._assign(new)
+            return self
+        if self.node is None and self.requires_grad and is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation; "
+                               "wrap the update in `with ok.no_grad():` (or change `t.data`)")
+        new = fn(self, other)
+        if new._shape is not None and self._shape is not None and len(new._shape) != len(self._shape):
+            raise RuntimeError(f"output with shape {format_shape(self._shape)} doesn't match the broadcast shape "
+                               f"{format_shape(new._shape)} of the in-place operation")
+        if self.node is None and self.kind == "value":
+            return self._assign(new)
+        return self._rebind(new)
+
+    def __iadd__(self, o): return self._inplace(o, lambda a, b: a + b)
+    def __isub__(self, o): return self._inplace(o, lambda a, b: a - b)
+    def __imul__(self, o): return self._inplace(o, lambda a, b: a * b)
+    def __itruediv__(self, o): return self._inplace(o, lambda a, b: a / b)
     def add_(self, o, alpha=1): return self._inplace(o, lambda a, b: a + b * alpha if alpha != 1 else a + b)
     def sub_(self, o, alpha=1): return self._inplace(o, lambda a, b: a - b * alpha if alpha != 1 else a - b)
     def mul_(self, o): return self._inplace(o, lambda a, b: a * b)
     def div_(self, o): return self._inplace(o, lambda a, b: a / b)
     def clamp_(self, min=None, max=None): return self._inplace(None, lambda a, _: a.clamp(min, max))
 
+    def __setitem__(self, idx, value):
+        """`x[idx] = value`, recorded as a scatter (functional item assignment, as torch records it)."""
+        from .ops.item_assign import setitem
+        self._inplace(value, lambda a, v: setitem(a, idx, v))
+
+    def uniform_(self, a=0.0, b=1.0):
+        """Fill with draws from U(a, b) (onnxkit's seeded generator)."""
+        return self._inplace(None, lambda t, _: _drawn(t, lambda s: _rng.uniform(a, b, s)))
+
+    def normal_(self, mean=0.0, std=1.0):
+        """Fill with draws from N(mean, std^2) (onnxkit's seeded generator)."""
+        return self._inplace(None, lambda t, _: _drawn(t, lambda s: _rng.normal(mean, std, s)))
+
+    def bernoulli_(self, p=0.5):
+        """Fill with 0/1 draws that are 1 with probability p."""
+        return self._inplace(None, lambda t, _: _drawn(t, lambda s: _rng.random(s) < p))
+
+    def exponential_(self, lambd=1.0):
+        return self._inplace(None, lambda t, _: _drawn(t, lambda s: _rng.exponential(1.0 / lambd, s)))
+
+    @property
+    def data(self):
+        """This tensor's value without gradient tracking; in-place ops on it change this tensor (torch's .data)."""
+        if self.node is not None or self.kind != "value":
+            return self.detach()
+        from .runtime import flush_if_pending
+        flush_if_pending(self)
+        d = Tensor(self.dtype, self._shape, value=self._value, kind="value")
+        d._data_of = self
+        return d
+
+    @data.setter
+    def data(self, value):
+        if getattr(value, "_data_of", None) is self:
+            return
+        if self.node is not None or self.kind != "value":
+            raise RuntimeError("only a leaf tensor's .data can be assigned")
+        with no_grad():
+            self._assign(value)
+
+    def register_hook(self, hook):
+        """hook(grad) -> None or a new grad, called with the gradient w.r.t. this tensor when a backward
+        pass computes it (torch.Tensor.register_hook); returns a handle with .remove()."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from .nn.module import RemovableHandle
+        if self._hooks is None:
+            self._hooks = {}
+        handle = RemovableHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
+
     def __hash__(self):
         return id(self)
+
+
+def _filled(t, v):
+    """A tensor of t's shape and dtype filled with the scalar v."""
+    from . import ops
+    return ops.expand(ops.as_tensor(v, t.dtype).astype(t.dtype), t.shape)
+
+
+def _drawn(t, draw):
+    """A leaf of t's (concrete) shape and dtype filled by draw(shape) from the seeded generator."""
+    return tensor(np.asarray(draw(tuple(int(d) for d in t.shape)), t.dtype))
 
 
 def _copy_source(dst, src):

@@ -65,7 +65,7 @@ def _backprop(outputs, grad_outputs):
             call = n.custom[0]
             calls.setdefault(id(call), [call, 0, [None] * call.n_out])[1] += 1
     for node in reversed(nodes):
-        gouts = [grads.get(id(t)) for t in node.outputs]
+        gouts = [_hooked(t, grads) for t in node.outputs]
         if node.custom:
             entry = calls[id(node.custom[0])]
             entry[2][node.custom[1]] = gouts[0]
@@ -90,8 +90,32 @@ def _backprop(outputs, grad_outputs):
                 g = unbroadcast(g, t._shape)
             if g.dtype != t.dtype:
                 g = ops.cast(g, t.dtype)
-            grads[id(t)] = grads[id(t)] + g if id(t) in grads else g
-    return grads, leaves
+            key = id(t if t._base is None else t._base)  # a snapshot of a leaf's earlier value: the gradient is the leaf's
+            grads[key] = grads[key] + g if key in grads else g
+    return grads, _leaves_once(leaves)
+
+
+def _leaves_once(leaves):
+    """The leaves with snapshots of earlier values replaced by their leaf, each once."""
+    out, seen = [], set()
+    for t in leaves:
+        t = t if t._base is None else t._base
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def _hooked(t, grads):
+    """The gradient w.r.t. t after t's register_hook hooks (each may return a replacement)."""
+    g = grads.get(id(t))
+    if g is not None and t._hooks:
+        for hook in list(t._hooks.values()):
+            r = hook(g)
+            if r is not None:
+                g = ops.as_tensor(r)
+        grads[id(t)] = g
+    return g
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False, retain_graph=None):
@@ -113,7 +137,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
         grads, _ = _backprop(outputs, grad_outputs)
     result = []
     for i, t in enumerate(inputs):
-        g = grads.get(id(t))
+        g = _hooked(t, grads) if t.node is None else grads.get(id(t))
         if g is None and not allow_unused:
             raise RuntimeError(f"input {i} ({t!r}) was not used to compute the outputs; pass allow_unused=True "
                                "to get None for it")
@@ -127,7 +151,7 @@ def backward(t, gradient=None, create_graph=False):
     with ctx:
         grads, leaves = _backprop([t], [gradient])
         for leaf in leaves:
-            g = grads.get(id(leaf))
+            g = _hooked(leaf, grads)
             if g is None or not leaf.requires_grad:
                 continue
             if leaf.grad is None or leaf.grad._zero:

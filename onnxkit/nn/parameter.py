@@ -35,15 +35,6 @@ class Parameter(Tensor):
             return super().__repr__()
         return f"Parameter containing:\n{self.numpy()!r}"
 
-    @property
-    def data(self):
-        """The parameter itself: assigning `p.data = value` replaces its value in place."""
-        return self
-
-    @data.setter
-    def data(self, value):
-        self._assign(value)
-
 
 class Buffer(Tensor):
     """A value leaf that a Module registers as a buffer when assigned as an attribute
