@@ -1,5 +1,6 @@
 """Symbolic dimensions: named sizes that print as their name, do arithmetic with ints and other
 dims, and lower to Shape/Gather nodes when a graph needs their value."""
+import ast
 import re
 from collections import Counter
 
@@ -50,6 +51,54 @@ def dim_divide(total, part):
     if mt is None or mp is None or mp[0] == 0 or mt[0] % mp[0] or any(mt[1][k] < v for k, v in mp[1].items()):
         return None
     return from_monomial(mt[0] // mp[0], mt[1] - mp[1])
+
+
+def _linear(node):
+    """{term: coefficient} of an expression tree of +, -, int * expr and names (term '' is the constant),
+    or None for anything else (products of names, floor division)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return {"": node.value}
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return {ast.unparse(node): 1}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _linear(node.operand)
+        return None if inner is None else {k: -v for k, v in inner.items()}
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
+        a, b = _linear(node.left), _linear(node.right)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Mult):
+            if set(a) == {""}:
+                a, b = b, a
+            if set(b) != {""}:
+                return None
+            return {k: v * b[""] for k, v in a.items()}
+        sign = 1 if isinstance(node.op, ast.Add) else -1
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = out.get(k, 0) + sign * v
+        return out
+    return None
+
+
+def simplify(d):
+    """A dim written as a sum of names and ints, reduced where that gives an int or a bare name:
+    '(T)-((T)-(1))' -> 1, '(T+2)-(2)' -> 'T'; anything else comes back unchanged."""
+    if isinstance(d, int):
+        return d
+    name = str(d)
+    try:
+        terms = _linear(ast.parse(name, mode="eval").body)
+    except SyntaxError:
+        return d
+    if terms is None:
+        return d
+    terms = {k: v for k, v in terms.items() if v}
+    if not set(terms) - {""}:
+        return terms.get("", 0)
+    if len(terms) == 1 and next(iter(terms.values())) == 1:
+        return next(iter(terms))
+    return d
 
 
 class Dim:

@@ -11,8 +11,9 @@ from .tensor import Tensor, Input, no_grad, OPSET
 _PROTO_LIMIT = 2 ** 31 - 2 ** 26  # protobuf's 2 GB limit, less headroom for the graph itself
 
 
-def _as_inputs(inputs):
-    """Export inputs as symbolic Inputs: Inputs pass, arrays and value Tensors give static ones."""
+def _as_inputs(inputs, names=None):
+    """Export inputs as symbolic Inputs: Inputs pass, arrays and value Tensors give static ones, named
+    from `names` (an imported model's own input names) or `input` / `input_0..`."""
     if isinstance(inputs, (Tensor, np.ndarray)):
         inputs = [inputs]
     out = []
@@ -21,7 +22,9 @@ def _as_inputs(inputs):
             out.append(x)
         elif isinstance(x, (np.ndarray, Tensor)):
             arr = x.numpy() if isinstance(x, Tensor) else x
-            out.append(Input(f"input_{i}" if len(inputs) > 1 else "input", arr.shape, arr.dtype))
+            name = names[i] if names is not None and i < len(names) else \
+                f"input_{i}" if len(inputs) > 1 else "input"
+            out.append(Input(name, arr.shape, arr.dtype))
         else:
             raise TypeError(f"export inputs must be ok.Input(...) or arrays, got {type(x).__name__} at position {i}")
     names = [x.name for x in out]
@@ -60,12 +63,21 @@ def trace(fn, inputs, training=False):
     return outs
 
 
-def export(module_or_fn, inputs, path=None, opset=OPSET, training=False, output_names=None, check=True):
+def export(module_or_fn, inputs=None, path=None, opset=OPSET, training=False, output_names=None, check=True):
     """Emit the eval-mode forward graph (train-mode with training=True) as an onnx.ModelProto;
     inputs named from the Inputs, outputs `output` or `output_0..`, symbolic dims kept; written
-    to `path` when given (external data for models over 2 GB)."""
-    inputs = _as_inputs(inputs)
+    to `path` when given (external data for models over 2 GB). A model imported by ok.load keeps
+    its own input and output names (and its declared inputs when `inputs` is None)."""
+    from .importer import ImportedModule
+    imported = module_or_fn if isinstance(module_or_fn, ImportedModule) else None
+    if inputs is None:
+        if imported is None:
+            raise TypeError("export needs `inputs` (ok.Input(...) or example arrays) for a module or function")
+        inputs = imported.graph_inputs()
+    inputs = _as_inputs(inputs, imported.input_names if imported is not None else None)
     outs = trace(module_or_fn, inputs, training)
+    if output_names is None and imported is not None and len(imported.output_names) == len(outs):
+        output_names = list(imported.output_names)
     if output_names is None:
         output_names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
     if len(output_names) != len(outs):
@@ -92,17 +104,18 @@ def export(module_or_fn, inputs, path=None, opset=OPSET, training=False, output_
 
 
 def save(model, path, external=None):
-    """Write atomically (temp file + rename); external data when the model is over 2 GB."""
+    """Write atomically (temp file + rename, see checkpoint.atomic_path); external data when the
+    model is over 2 GB."""
+    from .checkpoint import atomic_path
     path = os.fspath(path)
-    tmp = path + ".tmp"
     if external is None:
         external = _initializer_bytes(model) > _PROTO_LIMIT
-    if external:
-        onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=os.path.basename(path) + ".data", size_threshold=1024)
-    else:
-        onnx.save_model(model, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if external:
+            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=os.path.basename(path) + ".data", size_threshold=1024)
+        else:
+            onnx.save_model(model, tmp)
 
 
 def _initializer_bytes(model):

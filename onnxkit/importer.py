@@ -1,4 +1,5 @@
 """ok.load: any ONNX model -> an nn.Module over the same Tensor DAG (converted to opset 21)."""
+import collections
 import os
 
 import onnx
@@ -6,9 +7,9 @@ from onnx import helper, numpy_helper
 
 from . import dtypes
 from .dims import format_shape
-from .tensor import OPSET, Tensor, apply, const, tensor as make_tensor
+from .tensor import OPSET, Tensor, apply, const, no_grad, tensor as make_tensor
 from .nn.module import Module
-from .nn.parameter import Parameter
+from .nn.parameter import Buffer, Parameter
 
 
 def _read(path_or_model):
@@ -18,7 +19,7 @@ def _read(path_or_model):
     path = os.fspath(path_or_model)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no ONNX model at {path!r}")
-    model = onnx.load(path, load_external_data=False)
+    model = _parse(path)
     base = os.path.dirname(os.path.abspath(path))
     for t in _external_tensors(model):
         loc = next(e.value for e in t.external_data if e.key == "location")
@@ -26,6 +27,33 @@ def _read(path_or_model):
         if os.path.commonpath([full, base]) != base:
             raise ValueError(f"external data {loc!r} of tensor {t.name!r} points outside the model's directory; refusing to read it")
     onnx.load_external_data_for_model(model, base)
+    return model
+
+
+def _parse(path):
+    """The ModelProto in the file at `path` (external data not loaded); a weights file, an empty,
+    truncated or foreign file raises an error that names it."""
+    from .serialization import STATE_DICT_SUFFIXES, sniff, state_dict_file_error
+    with open(path, "rb") as f:
+        head = f.read(16)
+    kind = sniff(head)
+    if path.lower().endswith(STATE_DICT_SUFFIXES) or kind in ("pickle", "safetensors"):
+        raise state_dict_file_error(path)
+    if kind == "empty":
+        raise ValueError(f"{path} is empty: not an ONNX model")
+    if kind == "zip":
+        raise ValueError(f"{path} is a zip archive (an .npz or a PyTorch checkpoint?), not an ONNX model; "
+                         "read weights with ok.load_state_dict_file(path) and model.load_state_dict(...)")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as e:  # noqa: BLE001  protobuf's decode errors do not name the file
+        raise ValueError(f"{path} is not a readable ONNX model (truncated or not an ONNX file): {e}") from None
+    missing = [what for what, bad in (("an IR version", model.ir_version <= 0),
+                                      ("graph outputs", not model.graph.output),
+                                      ("opset imports", model.ir_version >= 3 and not model.opset_import)) if bad]
+    if missing:
+        raise ValueError(f"{path} is not a complete ONNX model (no {' and no '.join(missing)}): "
+                         "the file is truncated or not an ONNX model")
     return model
 
 
@@ -85,9 +113,74 @@ def _subgraph_refs(graph, defined=None):
     return refs
 
 
+def _is_batch_norm(n):
+    return n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx")
+
+
+def _running_stats(graph):
+    """{buffer name: (source initializer, names bound to the buffer)} for the running statistics: the
+    values a BatchNormalization reads as mean or variance, directly or through Identity nodes, that
+    come from an initializer. The buffer takes the initializer's name when nothing else reads it;
+    otherwise (torch's exporter shares an all-zeros running_mean with an all-zeros bias through an
+    Identity named `1.running_mean`) it takes the statistic's own name and a copy of the value."""
+    inits = {t.name for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    readers = collections.defaultdict(list)
+    for n in graph.node:
+        for slot, name in enumerate(n.input):
+            readers[name].append((n, slot))
+    for name in _subgraph_refs_of_nodes(graph.node) + [o.name for o in graph.output]:
+        readers[name].append((None, None))  # read by a subgraph or returned: not only a statistic
+
+    def stat_only(name):
+        """Every reader is a BatchNormalization's mean/variance slot or an Identity passing it on to one."""
+        def is_stat_use(n, slot):
+            if n is None:
+                return False
+            return (_is_batch_norm(n) and slot in (3, 4)) or (n.op_type == "Identity" and stat_only(n.output[0]))
+        return bool(readers[name]) and all(is_stat_use(n, slot) for n, slot in readers[name])
+
+    stats = {}
+    for n in graph.node:
+        if not _is_batch_norm(n):
+            continue
+        for name in n.input[3:5]:
+            chain = [name]
+            while chain[-1] not in inits and chain[-1] in producer and producer[chain[-1]].op_type == "Identity" \
+                    and producer[chain[-1]].domain in ("", "ai.onnx"):
+                chain.append(producer[chain[-1]].input[0])
+            source = chain[-1]
+            if source not in inits:
+                continue  # computed or fed statistics stay what the graph makes them
+            if stat_only(source):
+                stats.setdefault(source, (source, set()))[1].update(chain)
+            elif name != source:
+                stats.setdefault(name, (source, set()))[1].add(name)
+    return stats
+
+
+def _subgraph_refs_of_nodes(nodes):
+    """Names the subgraphs of `nodes` read from the enclosing scope."""
+    refs = []
+    for n in nodes:
+        for a in n.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                refs += _subgraph_refs(sub)
+    return refs
+
+
+def _trains_batch_norm(graph):
+    """Whether a BatchNormalization in the graph runs in training mode (training_mode=1)."""
+    return any(a.name == "training_mode" and a.i for n in graph.node if _is_batch_norm(n) for a in n.attribute)
+
+
 class ImportedModule(Module):
     """An ONNX graph as a Module: call positionally in graph-input order or with input names as
-    keywords; float initializers are parameters (named as in the file), others buffers."""
+    keywords; float initializers are parameters (named as in the file), except a BatchNormalization's
+    mean and variance, which are buffers like the other initializers. BatchNormalization follows the
+    module's mode as torch's BatchNorm does: eval() uses the running statistics, train() the batch
+    statistics and updates the running ones. The module starts in the file's mode: eval, unless a
+    BatchNormalization has training_mode=1."""
 
     def __init__(self, model):
         super().__init__()
@@ -101,8 +194,12 @@ class ImportedModule(Module):
         object.__setattr__(self, "output_names", [o.name for o in g.output])
         object.__setattr__(self, "_types", _types(model))
         object.__setattr__(self, "_leaves", {})
+        stats = _running_stats(g)
+        values = {}
         for t in g.initializer:
-            arr = numpy_helper.to_array(t)
+            arr = values[t.name] = numpy_helper.to_array(t)
+            if t.name in stats:
+                continue
             if dtypes.is_floating(arr.dtype):
                 p = Parameter(arr)
                 p.name = t.name
@@ -113,7 +210,13 @@ class ImportedModule(Module):
                 b.name = t.name
                 self._buffers[t.name] = b
                 self._leaves[t.name] = b
+        for name, (source, bound) in stats.items():
+            b = Buffer(values[source])
+            b.name = name
+            self._buffers[name] = b
+            self._leaves.update(dict.fromkeys(bound | {name}, b))
         object.__setattr__(self, "_graph_inputs", {i.name: i for i in g.input})
+        self.training = _trains_batch_norm(g)
 
     def forward(self, *args, **kwargs):
         if len(args) > len(self.input_names):
@@ -153,6 +256,8 @@ class ImportedModule(Module):
 
     def _replay(self, n, env):
         """Record node `n` with apply(), reading and writing tensors in `env` by name."""
+        if n.op_type == "Identity" and n.output[0] in self._leaves:
+            return  # an alias of a running statistic, bound to its buffer
         attrs = {a.name: _py_attr(helper.get_attribute_value(a)) for a in n.attribute}
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and "value" in attrs:
             arr = numpy_helper.to_array(attrs["value"])
@@ -162,6 +267,12 @@ class ImportedModule(Module):
         if unknown:
             raise ValueError(f"node {n.name or n.op_type} reads {unknown[0]!r}, which no earlier node produces")
         inputs = [env[i] if i else None for i in n.input]
+        if _is_batch_norm(n):
+            outs = self._batch_norm(inputs, attrs, len(n.output))
+            for name, t in zip(n.output, outs):
+                if name:
+                    env[name] = t
+            return
         outer = None
         subs = [a for a in n.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)]
         if subs:
@@ -182,6 +293,32 @@ class ImportedModule(Module):
             if name:
                 env[name] = t
 
+    def _batch_norm(self, inputs, attrs, n_out):
+        """BatchNormalization in the module's mode: eval, one node on the running statistics; train,
+        batch statistics with the running ones updated as torch does (momentum 1 - ONNX momentum,
+        unbiased variance), as buffer effects when the statistics are this module's buffers.
+        Outputs: Y, and the (updated) running mean and variance when the node asks for them."""
+        from .ops.norm import _blend, _normalize_per_channel, _unbiased, add_buffer_updates, buffer_value
+        from .ops import squeeze
+        x, scale, bias, mean, var = inputs[:5]
+        eps = float(attrs.get("epsilon", 1e-5))
+        if not self.training:
+            y = apply("BatchNormalization", [x, scale, bias, mean, var], {"epsilon": eps},
+                      types=[(x.dtype, x._shape)])
+            return [y, mean, var][:n_out]
+        momentum = 1.0 - float(attrs.get("momentum", 0.9))
+        axes = [0] + list(range(2, len(x._shape)))
+        y, m, v, count = _normalize_per_channel(x, axes, scale, bias, eps, "value per channel")
+        buffers = {id(b) for b in self._buffers.values() if b is not None}
+        with no_grad():
+            new_mean = _blend(buffer_value(mean) if id(mean) in buffers else mean, squeeze(m, axes), momentum)
+            new_var = _blend(buffer_value(var) if id(var) in buffers else var, _unbiased(squeeze(v, axes), count),
+                             momentum)
+            updates = [(b, new) for b, new in ((mean, new_mean), (var, new_var)) if id(b) in buffers]
+            if updates:
+                add_buffer_updates(y, updates)
+        return [y, new_mean, new_var][:n_out]
+
     def graph_inputs(self):
         """ok.Input leaves matching the model's declared inputs (for re-export)."""
         from .tensor import Input
@@ -198,7 +335,10 @@ class ImportedModule(Module):
 
 
 def load(path_or_model):
-    """Read an ONNX model (path or ModelProto), convert it to opset 21 and return a Module."""
+    """Read an ONNX model (path or ModelProto), convert it to opset 21 and return a Module (in eval
+    mode unless a BatchNormalization in the file has training_mode=1). A weights file (.pth, .pt,
+    .bin, .ckpt, .safetensors) raises, pointing to ok.load_state_dict_file + model.load_state_dict;
+    an empty, truncated or foreign file raises an error that names it."""
     model = _read(path_or_model)
     if _default_opset(model) != OPSET:
         from onnx import version_converter

@@ -268,6 +268,8 @@ class Tensor:
     def _assign(self, new):
         """Replace this leaf's value by `new` (a Tensor or array, cast and broadcast to this leaf),
         deferred until the next evaluation (see runtime.defer_assign)."""
+        if self.node is not None or self.kind == "input":  # a computed tensor (an optimizer state slot)
+            return self._rebind(new)
         from .runtime import defer_assign
         defer_assign(self, new)
         return self
@@ -325,17 +327,26 @@ class Tensor:
             n.inputs = [old if t is self else t for t in n.inputs]
             if n.outer:
                 n.outer = {k: old if t is self else t for k, t in n.outer.items()}
+            if n.custom:
+                call = n.custom[0]
+                call.args = tuple(old if a is self else a for a in call.args)
             moved.append(r)
         if old is not None:
             old._consumers = moved
         self._consumers = keep or None
 
-    def _rebind(self, new):
+    def _rebind(self, new, since=None):
         """Make this tensor the output of `new`'s node (an in-place op on a computed tensor or an Input, as
-        torch records it: later readers and gradients see the new value, earlier readers the old one)."""
+        torch records it: later readers and gradients see the new value, earlier readers the old one).
+        Only a node built after `since` (a Node.seq) is taken over; an older `new` keeps its identity and
+        this tensor becomes an Identity of it."""
+        from . import ops
+        if not isinstance(new, Tensor):
+            new = ops.as_tensor(new, self.dtype)
         if new.dtype != self.dtype:
-            from . import ops
             new = ops.cast(new, self.dtype)
+        elif new.node is None or since is None or new.node.seq <= since:
+            new = ops.identity(new)
         self._split_version()
         self.node, self.index, self.kind, self._value = new.node, new.index, "op", None
         self._shape, self.requires_grad, self._zero = new._shape, new.requires_grad, False
@@ -351,18 +362,33 @@ class Tensor:
             with no_grad():
                 new = fn(self, other)
                 self._assign(new)
-                self._data_of._assign(new)
+            self._data_of._take_untracked(new)
             return self
         if self.node is None and self.requires_grad and is_grad_enabled():
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation; "
                                "wrap the update in `with ok.no_grad():` (or change `t.data`)")
+        since = next(Node._ids)
         new = fn(self, other)
         if new._shape is not None and self._shape is not None and len(new._shape) != len(self._shape):
             raise RuntimeError(f"output with shape {format_shape(self._shape)} doesn't match the broadcast shape "
                                f"{format_shape(new._shape)} of the in-place operation")
+        if self.requires_grad and not new.requires_grad:  # under no_grad, or a fill: the recorded path stays
+            return self._take_untracked(new, keep_gradient=not is_grad_enabled())
         if self.node is None and self.kind == "value":
             return self._assign(new)
-        return self._rebind(new)
+        return self._rebind(new, since)
+
+    def _take_untracked(self, new, keep_gradient=True):
+        """Take `new`'s value while gradients keep flowing along the path recorded so far (an in-place
+        change under no_grad or through `.data`), or are zero along it (`h.fill_(1)`), as in torch."""
+        if self.node is None and self.kind == "value":
+            return self._assign(new)
+        if not self.requires_grad:
+            return self._rebind(new)
+        from .autodiff.function import ValueOf
+        since = next(Node._ids)
+        with enable_grad():
+            return self._rebind(ValueOf.apply(new, self, keep_gradient), since)
 
     def __iadd__(self, o): return self._inplace(o, lambda a, b: a + b)
     def __isub__(self, o): return self._inplace(o, lambda a, b: a - b)
@@ -397,11 +423,10 @@ class Tensor:
     @property
     def data(self):
         """This tensor's value without gradient tracking; in-place ops on it change this tensor (torch's .data)."""
-        if self.node is not None or self.kind != "value":
+        if self.kind == "input":
             return self.detach()
-        from .runtime import flush_if_pending
-        flush_if_pending(self)
-        d = Tensor(self.dtype, self._shape, value=self._value, kind="value")
+        value = self.numpy()  # torch's .data is eager too
+        d = Tensor(self.dtype, value.shape, value=value, kind="value")
         d._data_of = self
         return d
 
@@ -428,6 +453,28 @@ class Tensor:
 
     def __hash__(self):
         return id(self)
+
+
+# torch's in-place variants `name_` of these methods: the out-of-place result, written in place
+INPLACE_VARIANTS = ("abs", "neg", "exp", "log", "log1p", "sqrt", "rsqrt", "reciprocal", "square", "sigmoid", "tanh",
+                    "relu", "sin", "cos", "floor", "ceil", "round", "trunc", "frac", "sign", "pow", "remainder",
+                    "floor_divide", "clamp_min", "clamp_max", "clip", "lerp", "addcmul", "addcdiv", "masked_fill",
+                    "index_fill", "index_add", "scatter", "scatter_add", "tril", "triu", "copysign", "fmod",
+                    "hardtanh", "leaky_relu", "elu", "silu", "nan_to_num", "logical_not", "erf", "expm1")
+
+
+def attach_inplace_variants():
+    """Give Tensor `name_` for every method in INPLACE_VARIANTS that exists (called once the ops are bound)."""
+    for name in INPLACE_VARIANTS:
+        if hasattr(Tensor, name) and not hasattr(Tensor, name + "_"):
+            setattr(Tensor, name + "_", _inplace_variant(name))
+
+
+def _inplace_variant(name):
+    def method(self, *args, **kwargs):
+        return self._inplace(None, lambda t, _: getattr(t, name)(*args, **kwargs))
+    method.__name__, method.__doc__ = name + "_", f"In-place {name} (torch.Tensor.{name}_)."
+    return method
 
 
 def _filled(t, v):
@@ -489,10 +536,35 @@ def Input(name, shape, dtype="float32"):
 
 
 def _shape_arg(size):
-    """Sizes given as `f(2, 3)` or `f((2, 3))`, as ints."""
+    """Sizes given as `f(2, 3)`, `f((2, 3))` or `f(x.shape)`: ints, with symbolic `Dim`s kept as they are."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    return tuple(int(s) for s in size)
+    return tuple(s if isinstance(s, Dim) else int(s) for s in size)
+
+
+def _size_of_call(sizes, size):
+    """The size of a creation call, positional (`zeros(2, 3)`, `zeros((2, 3))`) or torch's `size=`."""
+    if size is not None:
+        if sizes:
+            raise TypeError("give the size positionally or as size=, not both")
+        sizes = (size,)
+    return _shape_arg(sizes)
+
+
+def _is_symbolic(shape):
+    return shape is None or any(not isinstance(d, (int, np.integer)) for d in shape)
+
+
+def _graph_built(what, shape, requires_grad, random=False):
+    """The checks before a creation call with symbolic sizes becomes graph nodes (ConstantOfShape, Range):
+    random fills need a concrete size, and a computed tensor cannot be a leaf that requires grad."""
+    from .ops import symbolic
+    if random:
+        symbolic.require_concrete(shape, f"ok.{what}")
+    if requires_grad:
+        raise ValueError(f"ok.{what}(..., requires_grad=True): the size {format_shape(shape)} is symbolic, so the "
+                         "result is computed in the graph and cannot be a leaf that requires grad; give concrete sizes")
+    return symbolic
 
 
 _rng = np.random.default_rng(0)
@@ -511,18 +583,26 @@ def rng():
     return _rng
 
 
-def _factory(name, fill, doc):
-    def make(*size, dtype=None, requires_grad=False):
-        arr = fill(_shape_arg(size), dtypes.as_dtype(dtype or "float32"))
-        return tensor(arr, requires_grad=requires_grad)
+# Every creation function accepts and ignores torch's device=, layout=, pin_memory= (and memory_format= for
+# the *_like ones): placement is where evaluation runs (onnxkit.device), and memory is never aliased.
+def _factory(name, fill, doc, value=None):
+    """A creation function: a value leaf for concrete sizes; for symbolic sizes one ConstantOfShape of
+    `value` (zeros, ones), or an error naming the symbolic dims when the fill is random (value None)."""
+    def make(*sizes, size=None, dtype=None, requires_grad=False, device=None, layout=None, pin_memory=False,
+             generator=None):
+        shape = _size_of_call(sizes, size)
+        dtype = dtypes.as_dtype("float32" if dtype is None else dtype)
+        if _is_symbolic(shape):
+            return _graph_built(name, shape, requires_grad, random=value is None).filled(shape, value, dtype)
+        return tensor(fill(shape, dtype), requires_grad=requires_grad)
     make.__name__, make.__doc__ = name, doc
     return make
 
 
 randn = _factory("randn", lambda s, d: _rng.standard_normal(s).astype(d), "Standard-normal leaf (torch.randn).")
 rand = _factory("rand", lambda s, d: _rng.random(s).astype(d), "Uniform [0, 1) leaf (torch.rand).")
-zeros = _factory("zeros", np.zeros, "Leaf of zeros (torch.zeros).")
-ones = _factory("ones", np.ones, "Leaf of ones (torch.ones).")
+zeros = _factory("zeros", np.zeros, "Leaf of zeros (torch.zeros); symbolic sizes give a ConstantOfShape.", 0)
+ones = _factory("ones", np.ones, "Leaf of ones (torch.ones); symbolic sizes give a ConstantOfShape.", 1)
 empty = zeros
 
 
@@ -530,56 +610,91 @@ def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def randint(low, high=None, size=None, dtype="int64"):
+def randint(low, high=None, size=None, dtype="int64", *, generator=None, requires_grad=False, device=None,
+            layout=None, pin_memory=False):
     """Uniform integers in [low, high), as torch.randint: `randint(high, size)` or `randint(low, high, size)`."""
     if size is None:
         if not isinstance(high, (tuple, list)):
             raise TypeError("randint() needs a size, e.g. ok.randint(10, (3,)) or ok.randint(0, 10, (3,))")
         low, high, size = 0, low, high
-    return tensor(_rng.integers(low, high, size=_shape_arg((size,))).astype(dtypes.as_dtype(dtype)))
+    shape = _shape_arg((size,))
+    if _is_symbolic(shape):
+        _graph_built("randint", shape, False, random=True)
+    return tensor(_rng.integers(low, high, size=shape).astype(dtypes.as_dtype(dtype)))
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
-    """Leaf filled with `fill_value`; the dtype follows it as in torch (bool, int64, else float32)."""
+def full(size, fill_value, dtype=None, requires_grad=False, *, device=None, layout=None, pin_memory=False):
+    """Leaf filled with `fill_value`; the dtype follows it as in torch (bool, int64, else float32).
+    Symbolic sizes give a ConstantOfShape."""
     if dtype is None:
         is_bool = isinstance(fill_value, (bool, np.bool_))
         dtype = np.bool_ if is_bool else np.int64 if _is_int(fill_value) else np.float32
-    return tensor(np.full(_shape_arg((size,)), fill_value, dtypes.as_dtype(dtype)), requires_grad=requires_grad)
+    dtype, shape = dtypes.as_dtype(dtype), _shape_arg((size,))
+    if _is_symbolic(shape):
+        return _graph_built("full", shape, requires_grad).filled(shape, fill_value, dtype)
+    return tensor(np.full(shape, fill_value, dtype), requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
-    """torch.arange: int64 when start, end and step are all integers, else float32."""
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, *, device=None, layout=None, pin_memory=False):
+    """torch.arange: int64 when start, end and step are all integers, else float32. Symbolic bounds
+    (`ok.arange(x.size(1))`) give one Range node."""
     if end is None:
         start, end = 0, start
     if dtype is None:
-        dtype = np.int64 if all(_is_int(v) for v in (start, end, step)) else np.float32
+        dtype = np.int64 if all(_is_int(v) or isinstance(v, Dim) for v in (start, end, step)) else np.float32
+    if any(isinstance(v, Dim) for v in (start, end, step)):
+        return _graph_built("arange", (start, end, step), requires_grad).arange(start, end, step, dtype)
     return tensor(np.arange(start, end, step).astype(dtypes.as_dtype(dtype)), requires_grad=requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
-    """Identity matrix leaf (torch.eye)."""
-    return tensor(np.eye(n, m, dtype=dtypes.as_dtype(dtype or "float32")), requires_grad=requires_grad)
+def eye(n, m=None, dtype=None, requires_grad=False, *, device=None, layout=None, pin_memory=False):
+    """Identity matrix leaf (torch.eye); symbolic sizes give EyeLike of a ConstantOfShape."""
+    dtype = dtypes.as_dtype("float32" if dtype is None else dtype)
+    if isinstance(n, Dim) or isinstance(m, Dim):
+        return _graph_built("eye", (n, n if m is None else m), requires_grad).eye(n, m, dtype)
+    return tensor(np.eye(n, m, dtype=dtype), requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
-    """`steps` evenly spaced values from start to end inclusive (torch.linspace)."""
-    arr = np.linspace(start, end, steps).astype(dtypes.as_dtype(dtype or "float32"))
-    return tensor(arr, requires_grad=requires_grad)
+def linspace(start, end, steps, dtype=None, requires_grad=False, *, device=None, layout=None, pin_memory=False):
+    """`steps` evenly spaced values from start to end inclusive (torch.linspace); a symbolic `steps`
+    gives a Range scaled in the graph."""
+    dtype = dtypes.as_dtype("float32" if dtype is None else dtype)
+    if isinstance(steps, Dim):
+        return _graph_built("linspace", (steps,), requires_grad).linspace(start, end, steps, dtype)
+    return tensor(np.linspace(start, end, steps).astype(dtype), requires_grad=requires_grad)
 
 
-def _like(factory):
-    def like(t, dtype=None, requires_grad=False):
-        return factory(*[int(d) for d in t.shape], dtype=dtype or t.dtype, requires_grad=requires_grad)
-    like.__name__, like.__doc__ = f"{factory.__name__}_like", f"{factory.__name__} with t's shape and dtype."
+def _like(factory, value=None):
+    """factory_like(t): t's shape and dtype; a symbolic shape gives ConstantOfShape(Shape(t)) for
+    zeros/ones and an error naming the symbolic dims for random fills (value None)."""
+    name = f"{factory.__name__}_like"
+
+    def like(t, dtype=None, requires_grad=False, *, device=None, layout=None, memory_format=None):
+        t = t if isinstance(t, Tensor) else tensor(t)
+        dtype = t.dtype if dtype is None else dtypes.as_dtype(dtype)
+        if _is_symbolic(t._shape):
+            _graph_built(name, t.shape if value is None or t._shape is not None else (), requires_grad,
+                         random=value is None)
+            from .ops.core import _filled_like
+            return _filled_like(t, value, dtype)
+        return factory(*t._shape, dtype=dtype, requires_grad=requires_grad)
+    like.__name__, like.__doc__ = name, f"{factory.__name__} with t's shape and dtype (torch.{name})."
     return like
 
 
-zeros_like, ones_like, randn_like, rand_like = _like(zeros), _like(ones), _like(randn), _like(rand)
+zeros_like, ones_like, randn_like, rand_like = _like(zeros, 0), _like(ones, 1), _like(randn), _like(rand)
+empty_like = zeros_like
 
 
-def full_like(t, fill_value, dtype=None):
-    """full with t's shape and dtype."""
-    return full(tuple(int(d) for d in t.shape), fill_value, dtype=dtype or t.dtype)
+def full_like(t, fill_value, dtype=None, requires_grad=False, *, device=None, layout=None, memory_format=None):
+    """full with t's shape and dtype; a symbolic shape gives ConstantOfShape(Shape(t))."""
+    t = t if isinstance(t, Tensor) else tensor(t)
+    dtype = t.dtype if dtype is None else dtypes.as_dtype(dtype)
+    if _is_symbolic(t._shape):
+        _graph_built("full_like", t.shape if t._shape is not None else (), requires_grad)
+        from .ops.core import _filled_like
+        return _filled_like(t, fill_value, dtype)
+    return full(t._shape, fill_value, dtype=dtype, requires_grad=requires_grad)
 
 
 OPSET = 21

@@ -158,7 +158,7 @@ class Trainer:
     def _upload(self, s, leaf):
         """Copy a leaf's host value into the slot's current buffer (allocating both on first use)."""
         import onnxruntime as ort
-        value = np.ascontiguousarray(leaf._value)
+        value = np.asarray(leaf._value, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         j = self._cur if s.out else 0
         if self.device == "cpu":
             if s.arr[j] is None:
@@ -209,7 +209,7 @@ class Trainer:
         arr = np.asarray(a.numpy() if isinstance(a, Tensor) else a)
         if arr.dtype.kind == "f" and self._float_dtype is not None and arr.dtype != self._float_dtype:
             arr = arr.astype(self._float_dtype)
-        return np.ascontiguousarray(arr)
+        return np.asarray(arr, order="C")
 
     def step(self, *inputs_and_target):
         """One training step on a batch (the last argument is the target); returns the loss.
@@ -268,7 +268,7 @@ class Trainer:
             if name in self._eval_inputs:
                 b.bind_ortvalue_input(name, ov)
         for name, arr in zip(g.data, xs):
-            b.bind_cpu_input(name, np.ascontiguousarray(arr))
+            b.bind_cpu_input(name, np.asarray(arr, order="C"))
         for name in g.outputs:
             b.bind_output(name, "cpu")
         self._eval_sess.run_with_iobinding(b)
@@ -317,7 +317,9 @@ class Trainer:
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation=None, verbose=True):
         """Train for `epochs` over (x, y) in batches, shuffled with the trainer's seed; prints a
         progress bar and one line per epoch to stderr. `x` is an array or a tuple of arrays,
-        `validation` an (x, y) pair. Returns the history {"loss": [...], "val_loss": [...], ...}."""
+        `validation` an (x, y) pair. Returns the history {"loss": [...], "val_loss": [...], ...}.
+        A non-finite loss stops it with FloatingPointError; the completed epochs' records stay in
+        `trainer.history` and come with the error as `exc.history`."""
         xs = [self._batch(a) for a in (x if isinstance(x, (list, tuple)) else [x])]
         y = self._batch(y)
         n = len(y)
@@ -335,7 +337,12 @@ class Trainer:
             total = 0.0
             for b in range(batches):
                 sl = slice(b * batch_size, min(n, (b + 1) * batch_size))
-                loss = self.step(*[a[sl] for a in ex], ey[sl])
+                try:
+                    loss = self.step(*[a[sl] for a in ex], ey[sl])
+                except FloatingPointError as e:  # keep what the completed epochs recorded
+                    self.sync()
+                    e.history = history
+                    raise
                 total += loss * (sl.stop - sl.start)
                 now = time.perf_counter()
                 if live and (now - shown > 0.1 or b == batches - 1):

@@ -70,7 +70,7 @@ def test_load_torch_export_matches_torch(name, opset):
     assert again.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
     for batch in (1, 4):
         xb = np.random.default_rng(batch).standard_normal((batch,) + shape[1:]).astype(np.float32)
-        got = ok.Session(again).run({"x": xb})["output"]
+        got = ok.Session(again).run({"x": xb})["y"]  # the imported model's own output name
         ref = ok.Session(model).run({"x": xb})["y"]
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
@@ -133,7 +133,7 @@ def test_subgraph_attributes_are_kept():
         want = d + d if arr.sum() > 0 else -d
         np.testing.assert_allclose(imported(arr).numpy(), want)
         again = ok.export(imported, imported.graph_inputs())
-        np.testing.assert_allclose(ok.Session(again).run({"x": arr})["output"], want)
+        np.testing.assert_allclose(ok.Session(again).run({"x": arr})["y"], want)
 
 
 def test_export_names_and_checker(tmp_path):
@@ -245,4 +245,4 @@ def test_local_functions_and_domain_versions_survive_load_and_export():
     again = ok.export(imported, imported.graph_inputs())
     assert {(o.domain, o.version) for o in again.opset_import} >= {("local.fn", 3)}
     assert [f.name for f in again.functions] == ["ScaledRelu"]
-    np.testing.assert_allclose(ok.Session(again).run({"x": data})["output"], 2 * np.maximum(data, 0))
+    np.testing.assert_allclose(ok.Session(again).run({"x": data})["y"], 2 * np.maximum(data, 0))

@@ -455,3 +455,30 @@ def test_error_names_layer_path():
             return self.head["loss"](self.body(x), t)
     with pytest.raises(nn.ShapeError, match=r"^head\.loss \(CrossEntropyLoss\): expected target of shape"):
         Net()(_x(2, 4), _x(3, dtype=np.int64))
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("target,extra", [([0, 7, 1], {}), ([0, -1, 1], {}), ([0, 5, 1], {"label_smoothing": 0.1}),
+                                          ([0, 9, 1], {"weight": np.ones(5, np.float32)})])
+def test_out_of_range_class_targets_raise_like_torch(fn, target, extra):
+    """Regression: an index >= C or < 0 (other than ignore_index) silently gave nan later; torch raises."""
+    if fn == "nll_loss":
+        extra = {k: v for k, v in extra.items() if k != "label_smoothing"}
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    bad = [v for v in target if not 0 <= v < 5][0]
+    t_extra = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in extra.items()}
+    with pytest.raises(IndexError, match=f"Target {bad} is out of bounds"):
+        getattr(torch.nn.functional, fn)(torch.tensor(x), torch.tensor(target), **t_extra)
+    for t in (np.array(target), ok.tensor(np.array(target)), np.array(target, np.int32)):
+        with pytest.raises(IndexError, match=rf"Target {bad} is out of bounds.*5 classes"):
+            getattr(F, fn)(ok.tensor(x), t, **extra)
+
+
+def test_class_targets_equal_to_ignore_index_or_symbolic_are_not_range_checked():
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    t = np.array([0, 7, 1])
+    want = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t), ignore_index=7).item()
+    np.testing.assert_allclose(F.cross_entropy(ok.tensor(x), t, ignore_index=7).numpy(), want, rtol=1e-5)
+    np.testing.assert_allclose(nn.NLLLoss()(ok.tensor(x), np.array([2, -100, 4])).numpy(),
+                               torch.nn.NLLLoss()(torch.tensor(x), torch.tensor([2, -100, 4])).item(), rtol=1e-5)
+    F.cross_entropy(ok.Input("x", ("N", 5)), ok.Input("t", ("N",), "int64"))  # graph inputs: checked at run time

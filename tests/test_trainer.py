@@ -235,3 +235,45 @@ def test_float64_data_trains_a_float32_model():
     assert np.isfinite(tr.step(x64, y))
     h = tr.fit(x64, y, epochs=1, batch_size=8, validation=(x64, y), verbose=False)
     assert np.isfinite(h["loss"][0]) and tr.predict(x64).dtype == np.float32
+
+
+def test_fit_stopped_by_a_nonfinite_loss_keeps_the_completed_epochs_history():
+    """Regression: the history of the epochs before the divergence was only in the trainer, not the error."""
+    m = nn.Linear(1, 1)
+    tr = ok.Trainer(m, nn.MSELoss(), optim.SGD(m.parameters(), lr=3.0))  # diverges: |w| grows x11 per step
+    x, y = np.ones((4, 1), np.float32), np.zeros((4, 1), np.float32)
+    with pytest.raises(FloatingPointError, match="at step") as info:
+        tr.fit(x, y, epochs=200, batch_size=4, validation=(x, y), verbose=False)
+    history = info.value.history
+    done = len(history["loss"])
+    assert 1 < done < 200 and tr.step_count == done and tr.epoch == done + 1
+    assert len(history["val_loss"]) == done and all(np.isfinite(history["loss"]))
+    assert tr.history == history
+    assert np.isfinite(m.state_dict()["weight"]).all()
+
+
+def test_num_batches_tracked_stays_zero_dimensional_after_steps_and_checkpoints(tmp_path):
+    """Regression: np.ascontiguousarray made BatchNorm's 0-d num_batches_tracked (1,) after Trainer.step."""
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 3))
+    om = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.Linear(4, 3))
+    om.load_state_dict(tm.state_dict())
+    tr = ok.Trainer(om, nn.MSELoss(), optim.SGD(om.parameters(), lr=0.1))
+    topt = torch.optim.SGD(tm.parameters(), lr=0.1)
+    x, y = data()
+    for _ in range(2):
+        tr.step(x, y)
+        topt.zero_grad()
+        torch.nn.functional.mse_loss(tm(torch.tensor(x)), torch.tensor(y)).backward()
+        topt.step()
+    sd, want = om.state_dict(), tm.state_dict()
+    assert sd["1.num_batches_tracked"].shape == want["1.num_batches_tracked"].shape == ()
+    assert int(sd["1.num_batches_tracked"]) == int(want["1.num_batches_tracked"]) == 2
+    for k, v in want.items():
+        assert sd[k].shape == tuple(v.shape), k
+    tr.save(tmp_path / "ckpt.safetensors")
+    from safetensors.numpy import load_file
+    assert load_file(str(tmp_path / "ckpt.safetensors"))["model/1.num_batches_tracked"].shape == ()
+    tr.load(tmp_path / "ckpt.safetensors")
+    tr.step(x, y)
+    assert om.state_dict()["1.num_batches_tracked"].shape == ()

@@ -1,6 +1,8 @@
 """`ok.autodiff.Function`: a Python-level composite with its own backward (torch.autograd.Function)."""
 from .. import dtypes
-from ..tensor import Tensor, no_grad, apply, is_grad_enabled
+import weakref
+
+from ..tensor import Tensor, no_grad, apply, is_grad_enabled, _add_consumer
 
 
 class Context:
@@ -32,6 +34,9 @@ class Function:
             w.requires_grad = rg and dtypes.is_floating(o.dtype)
             wrapped.append(w)
         call.outputs = wrapped
+        for a in args:  # an in-place change of an argument later must not reach this call
+            if isinstance(a, Tensor):
+                _add_consumer(a, weakref.ref(wrapped[0].node))
         return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
 
 
@@ -52,3 +57,18 @@ class Call:
             raise RuntimeError(f"{self.cls.__name__}.backward returned {len(res)} gradients, expected {len(self.args)} "
                                "(one per forward argument, None for non-tensors)")
         return res
+
+
+class ValueOf(Function):
+    """`new`'s value, with the gradient going to `path` as if it were the output (keep_gradient: torch's
+    in-place changes under no_grad or through `.data`) or a zero gradient there (`h.fill_(v)`)."""
+
+    @staticmethod
+    def forward(ctx, new, path, keep_gradient):
+        ctx.keep_gradient = keep_gradient
+        return new
+
+    @staticmethod
+    def backward(ctx, g):
+        from .. import ops
+        return None, g if ctx.keep_gradient else ops.zeros_of(g), None

@@ -382,13 +382,10 @@ class Module:
         return self
 
     def to(self, *args, dtype=None, **kwargs):
-        """Cast floating parameters and buffers to a dtype given positionally or as dtype=; devices are
-        chosen per Session/Trainer (device="auto"), so device arguments are accepted and ignored."""
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype
-            elif a is not None and str(a).split(":")[0] not in ("cpu", "cuda", "auto"):
-                dtype = a
+        """Cast floating parameters and buffers to a dtype given positionally or as dtype=; a CUDA device
+        makes lazy evaluation run on the GPU, as Tensor.to does (Session/Trainer take their own device=)."""
+        from ..device import split_to_args
+        dtype = split_to_args(args, {**kwargs, "dtype": dtype})
         return self._cast(dtype) if dtype is not None else self
 
     def cpu(self):
@@ -396,7 +393,9 @@ class Module:
         return self
 
     def cuda(self, device=None):
-        """No-op: the device is chosen per Session/Trainer (device="cuda" or "auto")."""
+        """Make lazy evaluation run on the GPU (raises without a usable one, as torch does)."""
+        from ..device import place
+        place("cuda" if device is None else device)
         return self
 
     def float(self):

@@ -17,6 +17,9 @@ from .norm import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .sparse import *  # noqa: F401,F403
 from .vision import *  # noqa: F401,F403
+from .indexing import *  # noqa: F401,F403
+from .sorting import *  # noqa: F401,F403
+from .random_ops import *  # noqa: F401,F403
 from . import methods as _methods  # attaches the Tensor methods and operators
 
 import types as _types

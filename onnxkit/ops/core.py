@@ -75,8 +75,18 @@ def _binary(op_type, what):
     return fn
 
 
-add, sub, mul, pow_ = (_binary(o, w) for o, w in (("Add", "a + b"), ("Sub", "a - b"), ("Mul", "a * b"),
-                                                 ("Pow", "a ** b")))
+_add, _sub, mul, pow_ = (_binary(o, w) for o, w in (("Add", "a + b"), ("Sub", "a - b"), ("Mul", "a * b"),
+                                                   ("Pow", "a ** b")))
+
+
+def add(input, other, *, alpha=1):
+    """input + alpha * other with torch's broadcasting and type promotion (one ONNX Add)."""
+    return _add(input, other if alpha == 1 else mul(other, alpha))
+
+
+def sub(input, other, *, alpha=1):
+    """input - alpha * other with torch's broadcasting and type promotion (one ONNX Sub)."""
+    return _sub(input, other if alpha == 1 else mul(other, alpha))
 maximum, minimum = _binary("Max", "Elementwise maximum"), _binary("Min", "Elementwise minimum")
 eq, lt, gt, le, ge = (_binary(o, f"a {w} b as bool") for o, w in (
     ("Equal", "=="), ("Less", "<"), ("Greater", ">"), ("LessOrEqual", "<="), ("GreaterOrEqual", ">=")))
@@ -244,9 +254,17 @@ def identity(x):
     return apply("Identity", [as_tensor(x)])
 
 
-def where(condition, x, y):
-    """torch.where(cond, x, y) with broadcasting and promotion of x and y."""
+def where(condition, x=None, y=None):
+    """torch.where(cond, x, y) with broadcasting and promotion of x and y; bool operands go through
+    uint8 (onnxruntime has no bool Where). `where(cond)` alone is nonzero(cond, as_tuple=True)."""
+    if x is None and y is None:
+        from .indexing import nonzero
+        return nonzero(condition, as_tuple=True)
+    if x is None or y is None:
+        raise TypeError("where() takes a condition and both x and y, or the condition alone")
     x, y = promote_operands(x, y)
+    if x.dtype == _BOOL:
+        return cast(apply("Where", [cast(condition, _BOOL), cast(x, np.uint8), cast(y, np.uint8)]), _BOOL)
     return apply("Where", [cast(condition, _BOOL), x, y])
 
 
@@ -324,3 +342,250 @@ def check_same_dtype(what, *tensors, names=("input", "weight", "bias")):
         fix = (f"convert the input with .to({ts[1].dtype.name!r}) (or the module with .to({ts[0].dtype.name!r}))"
                if names[0] == "input" else "convert one operand with .to(...)")
         raise DTypeError(f"{what}: expected all operands to have the same dtype, got {got}; {fix}")
+
+
+# ----- torch's aliases and small compositions ---------------------------------------------------
+absolute, negative, multiply = abs_, neg, mul
+greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+subtract = sub
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+sgn = sign
+
+
+def true_divide(input, other):
+    """input / other as floats (torch.true_divide = div without rounding)."""
+    return div(input, other)
+
+
+divide = div
+
+
+def clamp_min(input, min):
+    """max(input, min) (torch.clamp_min: Clip, or Max for a tensor bound)."""
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max):
+    """min(input, max) (torch.clamp_max: Clip, or Min for a tensor bound)."""
+    return clamp(input, max=max)
+
+
+def _floating(x):
+    """x as a Tensor of a floating dtype (integers and bools become float32, as torch's float ops)."""
+    x = as_tensor(x)
+    return x if dtypes.is_floating(x.dtype) else cast(x, np.float32)
+
+
+def exp2(input):
+    """2 ** input (one Pow with a constant base); integers become float32."""
+    x = _floating(input)
+    return apply("Pow", [const(2.0, x.dtype), x])
+
+
+def trunc(input):
+    """Round toward zero: Ceil below zero, Floor elsewhere (integers are returned as they are)."""
+    x = as_tensor(input)
+    if not dtypes.is_floating(x.dtype):
+        return x
+    return where(lt(x, 0), ceil(x), floor(x))
+
+
+fix = trunc
+
+
+def frac(input):
+    """input - trunc(input): the fractional part, with input's sign; gradient 1 as torch's."""
+    x = as_tensor(input)
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"frac needs a floating-point tensor, got {x.dtype}")
+    return sub(x, trunc(x))
+
+
+def fmod(input, other):
+    """C-style remainder (sign of the dividend): one Mod(fmod=1); for floats the value is Mod's and
+    the gradient that of input - trunc(input / other) * other, as torch's."""
+    a, b = promote_operands(input, other)
+    exact = apply("Mod", [a, b], {"fmod": 1})
+    if not dtypes.is_floating(a.dtype) or not (a.requires_grad or b.requires_grad):
+        return exact
+    return _precise_forward(sub(a, mul(trunc(apply("Div", [a, b])), b)), exact)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 * tensor2 (torch.addcmul)."""
+    prod = mul(tensor1, tensor2)
+    return add(input, prod if value == 1 else mul(prod, value))
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 / tensor2 (torch.addcdiv)."""
+    q = div(tensor1, tensor2)
+    return add(input, q if value == 1 else mul(q, value))
+
+
+def hypot(input, other):
+    """sqrt(input**2 + other**2) elementwise; floating point only, as torch."""
+    a, b = promote_operands(input, other)
+    if not dtypes.is_floating(a.dtype):
+        raise TypeError(f"hypot needs floating-point tensors, got {a.dtype}")
+    return sqrt(add(mul(a, a), mul(b, b)))
+
+
+def _signbit(x):
+    """True where x is negative, -0.0 included (x < 0, or x == 0 with 1/x = -inf)."""
+    return logical_or(lt(x, 0.0), logical_and(eq(x, 0.0), lt(reciprocal(x), 0.0)))
+
+
+def copysign(input, other):
+    """|input| with the sign of other, -0.0 counting as negative (Where on the sign bit); integers
+    become float32, as torch."""
+    a, b = promote_operands(input, other)
+    if not dtypes.is_floating(a.dtype):
+        a, b = cast(a, np.float32), cast(b, np.float32)
+    mag = abs_(a)
+    return where(_signbit(b), neg(mag), mag)
+
+
+_ATAN2 = None
+
+
+def _atan2_fn():
+    """atan2 as an autodiff Function: the quadrant-corrected forward has Wheres whose branches
+    divide by zero at x = 0; the gradient is the closed form (x dy - y dx) / (x^2 + y^2), as torch's."""
+    global _ATAN2
+    if _ATAN2 is None:
+        from ..autodiff.function import Function
+
+        class Atan2(Function):
+            @staticmethod
+            def forward(ctx, y, x):
+                ctx.save_for_backward(y, x)
+                def c(v):
+                    return const(v, y.dtype)
+                zero_x, neg_y = eq(x, 0.0), _signbit(y)
+                base = atan(div(y, where(zero_x, 1.0, x)))
+                half = where(neg_y, c(-np.pi / 2), c(np.pi / 2))
+                signed_pi = where(neg_y, c(-np.pi), c(np.pi))
+                on_axis = where(eq(y, 0.0), where(_signbit(x), signed_pi, y), half)  # x == +-0
+                out = where(zero_x, on_axis, where(lt(x, 0.0), add(base, signed_pi), base))
+                return where(logical_or(isnan(x), isnan(y)), add(x, y), out)
+
+            @staticmethod
+            def backward(ctx, g):
+                y, x = ctx.saved_tensors
+                r2 = add(mul(x, x), mul(y, y))
+                return div(mul(g, x), r2), neg(div(mul(g, y), r2))
+        _ATAN2 = Atan2
+    return _ATAN2
+
+
+def atan2(input, other):
+    """Elementwise arctangent of input / other in the quadrant of (other, input), with torch's
+    signed-zero conventions; integers become float32."""
+    y, x = promote_operands(input, other)
+    if not dtypes.is_floating(y.dtype):
+        y, x = cast(y, np.float32), cast(x, np.float32)
+    return _atan2_fn().apply(y, x)
+
+
+arctan2 = atan2
+
+
+def isfinite(input):
+    """True where input is neither inf nor NaN (Not(Or(IsInf, IsNaN))); always True for integers."""
+    x = as_tensor(input)
+    if not dtypes.is_floating(x.dtype):
+        return ones_of(x, _BOOL)
+    return logical_not(logical_or(apply("IsInf", [x]), apply("IsNaN", [x])))
+
+
+def _inf_test(x, positive):
+    x = as_tensor(x)
+    if not dtypes.is_floating(x.dtype):
+        return zeros_of(x, _BOOL)
+    return apply("IsInf", [x], {"detect_positive": int(positive), "detect_negative": int(not positive)})
+
+
+def isposinf(input):
+    """True where input is +inf (IsInf with detect_negative=0)."""
+    return _inf_test(input, True)
+
+
+def isneginf(input):
+    """True where input is -inf (IsInf with detect_positive=0)."""
+    return _inf_test(input, False)
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    """NaN, +inf and -inf replaced by `nan`, `posinf` and `neginf` (the dtype's largest and lowest
+    finite values by default), as torch.nan_to_num."""
+    x = as_tensor(input)
+    if not dtypes.is_floating(x.dtype):
+        return x
+    info = np.finfo(x.dtype)
+    x = where(isnan(x), const(nan, x.dtype), x)
+    x = where(isposinf(x), const(info.max if posinf is None else posinf, x.dtype), x)
+    return where(isneginf(x), const(info.min if neginf is None else neginf, x.dtype), x)
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|input - other| <= atol + rtol * |other| elementwise, equal infinities close, NaN close to NaN
+    only with equal_nan (torch.isclose); both tensors must have one dtype, as in torch."""
+    a = as_tensor(input)
+    if isinstance(other, Tensor) and other.dtype != a.dtype:
+        raise TypeError(f"isclose: input dtype {a.dtype} does not match other dtype {other.dtype}; convert one "
+                        "with .to(...)")
+    b = cast(as_tensor(other, a.dtype), a.dtype)
+    if rtol < 0 or atol < 0:
+        raise ValueError(f"isclose: rtol ({rtol}) and atol ({atol}) must be non-negative")
+    close = eq(a, b)
+    floating = dtypes.is_floating(a.dtype)
+    if equal_nan and floating:
+        close = logical_or(close, logical_and(isnan(a), isnan(b)))
+    if a.dtype == _BOOL or (rtol == 0 and atol == 0):
+        return close
+    af, bf = (a, b) if floating else (cast(a, np.float32), cast(b, np.float32))
+    allowed = add(abs_(mul(bf, float(rtol))), float(atol))
+    actual = abs_(sub(af, bf))
+    within = le(actual, allowed)
+    if floating:
+        within = logical_and(isfinite(actual), within)
+    return logical_or(close, within)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether every element is close (isclose); evaluates and returns a Python bool, as torch."""
+    from .reduce import all as all_
+    return bool(all_(isclose(input, other, rtol, atol, equal_nan)).item())
+
+
+def equal(input, other):
+    """True when both tensors have the same shape and elements (evaluates; a Python bool, as torch.equal)."""
+    a, b = as_tensor(input), as_tensor(other)
+    if a._shape is not None and b._shape is not None and len(a._shape) != len(b._shape):
+        return False
+    av, bv = a.numpy(), b.numpy()
+    return av.shape == bv.shape and bool(np.array_equal(av, bv))
+
+
+def is_tensor(obj):
+    """Whether obj is an onnxkit Tensor (torch.is_tensor)."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    """Whether input's dtype is a floating-point type."""
+    return dtypes.is_floating(as_tensor(input).dtype)
+
+
+def numel(input):
+    """Number of elements: an int, or a symbolic Dim when a dim is symbolic (torch.numel)."""
+    return as_tensor(input).numel()
+
+
+def from_numpy(ndarray):
+    """A leaf holding the array's values with its dtype (torch.from_numpy). Unlike torch the data is
+    copied: evaluation is lazy, so a shared buffer changed later would leak into results."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(ndarray).__name__}")
+    return tensor(ndarray)

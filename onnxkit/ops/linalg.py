@@ -62,8 +62,32 @@ def einsum(equation, *operands):
     return apply("Einsum", ops, {"equation": equation.replace(" ", "")})
 
 
-def addmm(input, mat1, mat2, beta=1, alpha=1):
-    """beta * input + alpha * (mat1 @ mat2) (torch.addmm)."""
+def _scaled_sum(input, prod, beta, alpha):
+    """beta * input + alpha * prod; beta = 0 ignores input (NaN included), as torch."""
     from .core import add, mul
-    prod = mm(mat1, mat2)
-    return add(mul(input, beta) if beta != 1 else input, mul(prod, alpha) if alpha != 1 else prod)
+    prod = prod if alpha == 1 else mul(prod, alpha)
+    if beta == 0:
+        from .core import zeros_of
+        return add(zeros_of(as_tensor(input), prod.dtype), prod)
+    return add(input if beta == 1 else mul(input, beta), prod)
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2) (torch.addmm; MatMul)."""
+    return _scaled_sum(input, mm(mat1, mat2), beta, alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * (batch1 @ batch2) for 3-D batches (torch.baddbmm; MatMul)."""
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat @ vec) (torch.addmv; MatMul)."""
+    return _scaled_sum(input, mv(mat, vec), beta, alpha)
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * sum_b(batch1[b] @ batch2[b]) (torch.addbmm; MatMul + ReduceSum)."""
+    from .reduce import sum as sum_
+    return _scaled_sum(input, sum_(bmm(batch1, batch2), 0), beta, alpha)

@@ -6,6 +6,7 @@ and variances come from autodiff. `size_average`/`reduce` are torch's legacy spe
 `reduction`."""
 import builtins
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -160,6 +161,21 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
 
 
 # ----- classification -------------------------------------------------------------------------
+def _check_class_range(t, c, ignore_index):
+    """IndexError for a class index outside [0, c) other than ignore_index, as torch raises, when the
+    target holds a value (eager); a symbolic target (a graph input) is not checked."""
+    if t.kind == "input" or t._value is None:
+        return
+    runtime = sys.modules.get("onnxkit.runtime")  # not loaded: nothing can be pending
+    if runtime is not None and id(t) in runtime._pending:
+        return  # an in-place change not applied yet: its value is not known without a run
+    v = np.asarray(t._value)
+    bad = v[((v < 0) | (v >= c)) & (v != ignore_index)]
+    if bad.size:
+        raise IndexError(f"Target {bad.flat[0]} is out of bounds: expected class indices in [0, {c - 1}] "
+                         f"for an input with {c} classes (or ignore_index={ignore_index})")
+
+
 def _class_targets(logp, target, weight, ignore_index, label_smoothing, reduction):
     """Weighted negative log-likelihood of class-index targets, from log-probabilities.
 
@@ -174,6 +190,7 @@ def _class_targets(logp, target, weight, ignore_index, label_smoothing, reductio
     t = as_tensor(target)
     if dtypes.is_floating(t.dtype):
         raise TypeError(f"expected an integer class-index target (int64 or int32), got {t.dtype}")
+    _check_class_range(t, c, ignore_index)
     if t.dtype not in (np.int64, np.int32):
         t = cast(t, np.int64)
     expected = logp._shape[:1] + logp._shape[2:] if r > 1 else ()

@@ -8,13 +8,13 @@ import numpy as np
 
 from ..emit import topo
 from ..tensor import apply, const, no_grad
-from .core import as_tensor, cast, add, sub, mul, div, sqrt, pow_, square
+from .core import as_tensor, cast, add, sub, mul, div, sqrt, pow_, square, clamp
 from .linalg import matmul
 from .reduce import mean, norm  # norm: re-exported so `from .norm import *` rebinds onnxkit.ops.norm to the
 #                                 function (importing this submodule sets that attribute to the module)
 from .shape import reshape, permute, squeeze
 
-__all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "local_response_norm", "norm"]
+__all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "local_response_norm", "norm", "normalize"]
 
 _latest_update = {}  # id(buffer) -> (weakref to buffer, weakref to the output whose node holds its last update)
 
@@ -189,3 +189,12 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     window = matmul(permute(square(x), to_last), const(band.T * (alpha / size), x.dtype))
     back = [0, r - 1] + list(range(1, r - 1))
     return div(x, pow_(add(permute(window, back), float(k)), float(beta)))
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p over dim, eps), as torch.nn.functional.normalize (ReduceL2 for p=2;
+    the norm's gradient passes where it is >= eps, as torch's clamp_min)."""
+    if out is not None:
+        raise ValueError("normalize: out= is not supported; graphs are pure, use the returned tensor")
+    x = as_tensor(input)
+    return div(x, clamp(norm(x, p, dim, keepdim=True), min=float(eps)))

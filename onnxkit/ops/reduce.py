@@ -229,3 +229,30 @@ def all(x, dim=None, keepdim=False):
 def any(x, dim=None, keepdim=False):
     """True where some element along `dim` is nonzero (ReduceMax over 0/1)."""
     return cast(_reduce("ReduceMax", _truth(x), dim, keepdim), np.bool_)
+
+
+def count_nonzero(input, dim=None):
+    """Number of nonzero elements (NaN counts) over `dim`, int64 (ReduceSum of the 0/1 truth)."""
+    return _reduce("ReduceSum", _truth(input), dim, False)
+
+
+def cumprod(input, dim, dtype=None):
+    """Running product along `dim` (no ONNX op): ReduceProd over an (n, n) lower-triangular Where of x
+    against ones, so zeros and gradients are exact (the ReduceProd rule); O(n^2) memory along dim.
+    Integer and bool inputs multiply in int64, as in torch."""
+    from .core import where
+    from .shape import unsqueeze, reshape
+    x = _accumulating(input, dtype)
+    if x._shape == ():
+        return x
+    d = _axes(x, dim)[0]
+    n, r = x.shape[d], len(x._shape)
+    if isinstance(n, int):
+        lower = const(np.tril(np.ones((n, n), bool)), np.bool_)
+    else:
+        size = reshape(n.tensor(), ())
+        pos = apply("Range", [const(0, np.int64), size, const(1, np.int64)], types=[(np.dtype(np.int64), (n.name,))])
+        lower = apply("GreaterOrEqual", [unsqueeze(pos, 1), unsqueeze(pos, 0)])  # [i, j]: j <= i
+    lower = reshape(lower, *([1] * d), n, n, *([1] * (r - d - 1)))
+    rows = where(lower, unsqueeze(x, d), const(1, x.dtype))  # [..., i, j, ...] = x_j for j <= i
+    return _reduce("ReduceProd", rows, d + 1, False)

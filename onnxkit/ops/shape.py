@@ -7,6 +7,7 @@ from ..dims import Dim, dim_divide, dim_product, format_shape as _fmt
 from ..infer import broadcast_shapes, fresh_dim
 from ..tensor import Tensor, apply, const
 from .core import as_tensor, cast
+from .symbolic import size_tensor, slice_bound, slice_len
 
 
 def _norm_dim(d, rank, what="dim"):
@@ -132,7 +133,7 @@ def transpose(x, dim0, dim1):
     return permute(x, perm)
 
 
-swapaxes = transpose
+swapaxes = swapdims = transpose
 
 
 def t(x):
@@ -155,6 +156,14 @@ def movedim(x, source, destination):
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
     return permute(x, order)
+
+
+moveaxis = movedim
+
+
+def ravel(x):
+    """The flattened tensor (Reshape to -1)."""
+    return reshape(x, -1)
 
 
 def squeeze(x, dim=None):
@@ -405,14 +414,15 @@ def _is_int(i):
 
 
 def getitem(x, idx):
-    """Indexing with ints, slices (steps, negatives), None, ... and integer arrays/tensors
-    (one advanced index -> Gather; several -> broadcast, stack, GatherND)."""
+    """Indexing with ints, slices (steps, negatives), None, ..., integer arrays/tensors (one advanced
+    index -> Gather; several -> broadcast, stack, GatherND) and boolean masks (see indexing.mask_getitem)."""
     x = as_tensor(x)
     if not isinstance(idx, tuple):
         idx = (idx,)
     for i in idx:
         if (isinstance(i, Tensor) and i.dtype == bool) or (isinstance(i, (np.ndarray, list)) and np.asarray(i).dtype == bool):
-            raise IndexError("boolean mask indexing has a data-dependent shape; use ok.where(mask, x, 0) instead")
+            from .indexing import mask_getitem  # x[mask]: NonZero + GatherND, a fresh symbolic dim
+            return mask_getitem(x, idx)
     if sum(1 for i in idx if i is Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     r = len(x._shape)
@@ -433,10 +443,10 @@ def getitem(x, idx):
             if step == 0:
                 raise ValueError("slice step cannot be zero")
             if (i.start, i.stop, step) != (None, None, 1):
-                starts.append(int(i.start) if i.start is not None else (0 if step > 0 else -1))
-                ends.append(int(i.stop) if i.stop is not None else (_BIG if step > 0 else -_BIG))
+                starts.append(slice_bound(i.start) if i.start is not None else (0 if step > 0 else -1))
+                ends.append(slice_bound(i.stop) if i.stop is not None else (_BIG if step > 0 else -_BIG))
                 axes.append(axis), steps.append(step)
-            sliced[axis] = _slice_len(n, i)
+            sliced[axis] = slice_len(n, i)
         elif _is_int(i):
             i = int(i)
             if isinstance(n, int) and not -n <= i < n:
@@ -445,7 +455,7 @@ def getitem(x, idx):
             sliced[axis] = 1
     y = x
     if axes:
-        y = apply("Slice", [x, const(starts, np.int64), const(ends, np.int64), const(axes, np.int64),
+        y = apply("Slice", [x, size_tensor(starts), size_tensor(ends), const(axes, np.int64),
                             const(steps, np.int64)], types=[(x.dtype, tuple(sliced))])
     int_axes = [a for a, i in enumerate(entries) if _is_int(i)]
     if int_axes:
