@@ -24,6 +24,7 @@ _LAZY = {
     "cuda_available": ("onnxkit.runtime", "cuda_available"),
     "save": ("onnxkit.serialization", "save"),
     "load_state_dict_file": ("onnxkit.serialization", "load_state_dict_file"),
+    "utils": ("onnxkit.utils", None),
 }
 
 

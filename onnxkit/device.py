@@ -86,10 +86,7 @@ def set_default_device(d):
             if dev.index not in (None, 0):
                 raise RuntimeError(f"onnxkit evaluates on CUDA device 0 only, got {dev}")
         new = dev.type
-    before = current()
-    runtime.default_device = new
-    if current() != before:
-        runtime._compiled.clear()  # cached sessions hold the old device's provider
+    runtime.default_device = new  # compiled sessions are cached per device
 
 
 def require_cuda(what="CUDA"):

@@ -132,7 +132,7 @@ class Session:
             if isinstance(v, ort.OrtValue):
                 b.bind_ortvalue_input(name, v)
             else:
-                b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v), dev, 0))
+                b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.asarray(v, order="C"), dev, 0))
         for name in self.output_names:
             b.bind_output(name, dev)
         self._sess.run_with_iobinding(b)
@@ -248,7 +248,7 @@ def evaluate(targets):
         nodes, leaves = topo(outputs, cut_evaluated=True)
     if not outputs:
         return []
-    key = structure_key(nodes, leaves, outputs)
+    key = (default_device, structure_key(nodes, leaves, outputs))  # sessions hold their device's provider
     entry = _compiled.get(key)
     if entry is None:
         stats["miss"] += 1
@@ -260,7 +260,7 @@ def evaluate(targets):
         stats["hit"] += 1
         _compiled.move_to_end(key)
     sess, fed_names = entry
-    feeds = dict(zip(fed_names, (t._value if t._value.flags.c_contiguous else np.ascontiguousarray(t._value)
+    feeds = dict(zip(fed_names, (t._value if t._value.flags.c_contiguous else np.asarray(t._value, order="C")
                                  for t in leaves if t.kind != "const")))
     stats["run"] += 1
     values = sess.run(None, feeds)

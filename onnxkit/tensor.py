@@ -79,7 +79,8 @@ def name_scope(name):
 
 def current_scope():
     """The module path of the nodes being built now (`features/3`), '' at top level."""
-    return "/".join(s for s in _st().scope if s)
+    scope = _st().scope
+    return "/".join(s for s in scope if s) if scope else ""
 
 
 def _freeze(v):
