@@ -96,6 +96,10 @@ OPT_ROWS = [
     ("RMSprop", dict(lr=0.005, centered=True, maximize=True), None),
     ("Adagrad", dict(lr=0.1), None),
     ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-8), None),
+    ("Adadelta", dict(), None),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01, maximize=True), None),
+    ("Adamax", dict(lr=0.01), None),
+    ("Adamax", dict(lr=0.02, betas=(0.8, 0.99), weight_decay=0.05, eps=1e-6), None),
 ]
 
 
@@ -176,7 +180,7 @@ def test_scheduler_state_dict_roundtrip():
 
 
 @pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
-                                     ("Adagrad", dict(lr=0.1))])
+                                     ("Adagrad", dict(lr=0.1)), ("Adadelta", dict()), ("Adamax", dict(lr=0.01))])
 def test_load_torch_optimizer_state_and_continue(name, kw):
     """An optimizer state dict saved by torch (tensors read without importing torch in onnxkit)."""
     tm, om = models()
