@@ -242,3 +242,45 @@ def test_data_inplace_changes_the_parameter_without_recording():
     lin.weight.data -= 1.0
     assert np.abs(lin.weight.numpy()).min() >= 0.9
     assert lin.weight.requires_grad and lin.weight.node is None
+
+
+INPLACE_ROWS = [  # (method, args): torch's in-place variant against its out-of-place result
+    ("relu_", ()), ("abs_", ()), ("neg_", ()), ("exp_", ()), ("tanh_", ()), ("sigmoid_", ()), ("sqrt_", ()),
+    ("clamp_", (-0.5, 0.5)), ("clamp_min_", (0.1,)), ("clamp_max_", (0.2,)), ("pow_", (2.0,)), ("add_", (1.5,)),
+    ("mul_", (3.0,)), ("sub_", (0.25,)), ("div_", (2.0,)), ("floor_", ()), ("round_", ()), ("fill_", (0.5,)),
+    ("zero_", ()), ("masked_fill_", "mask"), ("tril_", ()), ("triu_", (1,)), ("lerp_", "lerp"),
+]
+
+
+def _inplace_args(args, lib):
+    if args == "mask":
+        return (lib.tensor(np.array([[True, False, True], [False, False, True]])), -1.0)
+    if args == "lerp":
+        return (lib.tensor(np.full((2, 3), 2.0, np.float32)), 0.25)
+    return args
+
+
+@pytest.mark.parametrize("name,args", INPLACE_ROWS, ids=[r[0] for r in INPLACE_ROWS])
+def test_inplace_variant_matches_torch_on_leaves_and_computed_tensors(name, args):
+    a = np.array([[0.3, -1.2, 2.5], [1.1, 0.7, -0.4]], np.float32)
+    mine, theirs = ok.tensor(a.copy()), torch.tensor(a.copy())
+    assert getattr(mine, name)(*_inplace_args(args, ok)) is mine
+    getattr(theirs, name)(*_inplace_args(args, torch))
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
+    xo, xt = ok.tensor(np.abs(a) + 0.1, requires_grad=True), torch.tensor(np.abs(a) + 0.1, requires_grad=True)
+    for x, lib in ((xo, ok), (xt, torch)):
+        h = x * 2.0
+        getattr(h, name)(*_inplace_args(args, lib))
+        (h * x).sum().backward()
+    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_inplace_on_a_view_like_leaf_with_requires_grad_still_raises():
+    w = ok.tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w.relu_()
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w[0] = 2.0
+    with ok.no_grad():
+        w[0] = 2.0
+    np.testing.assert_array_equal(w.numpy(), [2, 1, 1])
