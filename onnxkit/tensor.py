@@ -376,7 +376,11 @@ class Tensor:
         if self.requires_grad and not new.requires_grad:  # under no_grad, or a fill: the recorded path stays
             return self._take_untracked(new, keep_gradient=not is_grad_enabled())
         if self.node is None and self.kind == "value":
-            return self._assign(new)
+            if not new.requires_grad:
+                return self._assign(new)
+            # a plain leaf (`z = zeros(..); z[0] = w * 2`) becomes the recorded result, as in torch
+            from .runtime import flush_if_pending
+            flush_if_pending(self)
         return self._rebind(new, since)
 
     def _take_untracked(self, new, keep_gradient=True):
