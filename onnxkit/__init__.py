@@ -25,6 +25,7 @@ _LAZY = {
     "save": ("onnxkit.serialization", "save"),
     "load_state_dict_file": ("onnxkit.serialization", "load_state_dict_file"),
     "utils": ("onnxkit.utils", None),
+    "training_artifacts": ("onnxkit.artifacts", "training_artifacts"),
 }
 
 

@@ -60,14 +60,15 @@ class _GraphRNG:
     """The tracing state: the seed and step Tensors, the dim names fed inputs may use, the draws so far."""
 
     def __init__(self, seed, step, dims):
-        self.seed, self.step, self.dims, self.draws, self.fed = seed, step, set(dims), 0, []
+        self.seed, self.step, self.draws, self.fed = seed, step, 0, []
+        self.dims = None if dims is None else set(dims)
 
 
 @contextlib.contextmanager
 def graph_rng(seed, step, dims=()):
     """While tracing a training graph, random draws (rand_like) depend only on the int64 scalar
     Tensors `seed` and `step` and the draw index. Draws whose dims are ints or names in `dims`
-    become fed inputs: the list [(name, shape, dtype, draw index)] is yielded for the caller."""
+    (dims=None: none, every draw is hashed in the graph) become fed inputs: the list [(name, shape, dtype, draw index)] is yielded for the caller."""
     prev = getattr(_graph, "state", None)
     _graph.state = _GraphRNG(seed, step, dims)
     try:
@@ -95,7 +96,7 @@ def graph_rand_like(x):
     st = _graph.state
     draw, st.draws = st.draws, st.draws + 1
     dtype = _uniform_dtype(x)
-    if x._shape is not None and all(isinstance(d, int) or d in st.dims for d in x._shape):
+    if st.dims is not None and x._shape is not None and all(isinstance(d, int) or d in st.dims for d in x._shape):
         name = f"random/{draw}"
         st.fed.append((name, x._shape, dtype, draw))
         return Input(name, x._shape, dtype)

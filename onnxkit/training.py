@@ -182,7 +182,7 @@ def _optimizer_updates(optimizer, entries, step, clip):
     return new_params, new_state, state, hparams, declared_state + declared_h
 
 
-def _trace_loss(model, loss_fn, data, target, trainable, seed, step):
+def _trace_loss(model, loss_fn, data, target, trainable, seed, step, random_in_graph=False):
     """Run the model and loss on the Inputs with gradients recorded for `trainable` only (the other
     parameters' requires_grad is lowered meanwhile); random draws come from the graph RNG.
     Returns (loss, gradients, buffer effects [(leaf, new Tensor)], fed random inputs)."""
@@ -191,7 +191,8 @@ def _trace_loss(model, loss_fn, data, target, trainable, seed, step):
     try:
         for p, _ in saved:
             p.requires_grad = id(p) in ids
-        with enable_grad(), _random.graph_rng(seed, step, _dims_of(data + [target])) as random_inputs:
+        dims = None if random_in_graph else _dims_of(data + [target])
+        with enable_grad(), _random.graph_rng(seed, step, dims) as random_inputs:
             loss = loss_fn(model(*data), target)
         if not isinstance(loss, Tensor) or loss._shape != ():
             raise ValueError(f"loss_fn must return a scalar Tensor, got {loss!r}")
@@ -204,13 +205,15 @@ def _trace_loss(model, loss_fn, data, target, trainable, seed, step):
 
 
 def build_training_model(model, loss_fn, optimizer, inputs, target, *, frozen=(), clip_grad_norm=None,
-                         clip_grad_value=None, norm_type=2.0, stages=False, batch_dim="N"):
+                         clip_grad_value=None, norm_type=2.0, stages=False, batch_dim="N",
+                         random_in_graph=False):
     """Trace `loss_fn(model(*inputs), target)` with the parameters as graph inputs (in the model's
     mode, as torch would run it), differentiate it, append the optimizer's update and emit the step
     as one ModelProto, with the eval model and (stages=True) the gradient and update stages.
     `inputs` / `target` are example batches or ok.Inputs; their first dim becomes `batch_dim`.
     Parameters matching a `frozen` fnmatch pattern, with requires_grad=False or outside the
-    optimizer are inputs without updates."""
+    optimizer are inputs without updates. random_in_graph: every random draw is hashed in the graph
+    from `seed` and `step` (no `random/<k>` inputs), so any runtime can drive the step."""
     inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     names = ["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))]
     lengths = [_leading_size(x) for x in inputs + [target]]
@@ -232,7 +235,8 @@ def build_training_model(model, loss_fn, optimizer, inputs, target, *, frozen=()
     step, seed = Input("step", (), np.int64), Input("seed", (), np.int64)
     clip = (clip_grad_norm, clip_grad_value, norm_type)
 
-    loss, grads, effects, random_inputs = _trace_loss(model, loss_fn, data, target, trainable, seed, step)
+    loss, grads, effects, random_inputs = _trace_loss(model, loss_fn, data, target, trainable, seed, step,
+                                                      random_in_graph)
     bad = [leaf for leaf, _ in effects if id(leaf) not in key_of]
     if bad:
         raise ValueError(f"the forward updates {len(bad)} tensor(s) that are not registered buffers of the model")
