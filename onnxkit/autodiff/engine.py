@@ -9,18 +9,37 @@ from ..emit import topo
 from .registry import lookup
 
 
-def unbroadcast(g, shape):
-    """Sum `g` down to `shape` (the input's shape before broadcasting); symbolic dims compare by name."""
+def unbroadcast(g, shape, like=None):
+    """Sum `g` down to `shape` (the input's shape before broadcasting). Symbolic dims compare by name; a
+    dim that cannot be decided at build time (an unknown dim of the input against another dim of g)
+    is reduced at run time when it is 1 in `like` (the input itself), so imported graphs whose shape
+    inference left dims unknown still get gradients of the right shape."""
     if g._shape == tuple(shape) or g._shape is None:
         return g
+    shape = tuple(shape)
     lead = len(g._shape) - len(shape)
     axes = list(range(lead)) + [i + lead for i, d in enumerate(shape) if d == 1 and g._shape[i + lead] != 1]
-    if not axes:
-        return g
-    if all(a < lead for a in axes):
-        return ops.sum(g, axes)
-    g = ops.sum(g, axes, keepdim=True)
-    return ops.squeeze(g, list(range(lead))) if lead else g
+    undecided = [i for i, d in enumerate(shape) if not isinstance(d, int) and d != g._shape[i + lead]]
+    if axes:
+        if all(a < lead for a in axes):
+            g = ops.sum(g, axes)
+        else:
+            g = ops.sum(g, axes, keepdim=True)
+            g = ops.squeeze(g, list(range(lead))) if lead else g
+    if undecided and like is not None:
+        g = _reduce_where_one(g, like, undecided)
+    return g
+
+
+def _reduce_where_one(g, like, dims):
+    """Sum g (of like's rank) over those of `dims` whose size in `like` is 1 at run time (Compress picks
+    the axes; ReduceSum with no axes left does nothing)."""
+    from ..tensor import apply
+    i64 = np.dtype(np.int64)
+    sizes = apply("Gather", [ops.shape_of(like), const(dims, np.int64)], types=[(i64, (len(dims),))])
+    is_one = apply("Equal", [sizes, const(1, np.int64)], types=[(np.dtype(bool), (len(dims),))])
+    axes = apply("Compress", [const(dims, np.int64), is_one], {"axis": 0}, types=[(i64, ("unbroadcast_axes",))])
+    return apply("ReduceSum", [g, axes], {"keepdims": 1, "noop_with_empty_axes": 1}, types=[(g.dtype, like._shape)])
 
 
 def _walk(outputs):
@@ -82,12 +101,12 @@ def _backprop(outputs, grad_outputs):
             if rule is None:
                 continue
             gins = rule(node, gouts)
-            targets = node.inputs
+            targets = node.inputs + list(node.outer.values()) if node.outer else node.inputs  # rules of subgraph ops return outer grads too
         for t, g in zip(targets, gins):
             if g is None or not isinstance(t, Tensor) or not t.requires_grad:
                 continue
             if t._shape is not None and g._shape != t._shape:
-                g = unbroadcast(g, t._shape)
+                g = unbroadcast(g, t._shape, like=t)
             if g.dtype != t.dtype:
                 g = ops.cast(g, t.dtype)
             key = id(t if t._base is None else t._base)  # a snapshot of a leaf's earlier value: the gradient is the leaf's

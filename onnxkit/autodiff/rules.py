@@ -614,6 +614,18 @@ def _static_slice_params(node):
     return vals
 
 
+def _slice_by_positions(node, g):
+    """The Slice gradient for any (also computed) starts, ends, axes and steps: slice a grid of x's
+    flat positions the same way and scatter g there into zeros."""
+    from ..ops.item_assign import _positions
+    x = node.inputs[0]
+    where = apply("Slice", [_positions(x)] + list(node.inputs[1:]), types=[(np.dtype(np.int64), g._shape)])
+    flat = ops.reshape(ops.zeros_of(x, g.dtype), -1)
+    out = apply("ScatterND", [flat, ops.unsqueeze(ops.reshape(where, -1), -1), ops.reshape(g, -1)],
+                types=[(g.dtype, flat._shape)])
+    return ops.reshape(out, x.shape)
+
+
 @register("Slice")
 def _slice(node, g):
     """Scatter the slice back, one sliced axis at a time: Gather from [g, 0] with a position map
@@ -621,8 +633,8 @@ def _slice(node, g):
     start and step); Pad for the common unit-step, non-negative-start case on symbolic dims."""
     x = node.inputs[0]
     params = _static_slice_params(node)
-    if params is None:
-        raise NotImplementedError("Slice with computed starts/ends has no gradient rule")
+    if params is None:  # computed starts/ends (Hugging Face's Slice(position_ids, 0, Shape(x)[1]))
+        return [_slice_by_positions(node, g[0])] + [None] * (len(node.inputs) - 1)
     starts, ends, axes, steps = params
     r = len(x._shape)
     axes = [a % r for a in (axes or range(len(starts)))]
