@@ -1,4 +1,4 @@
-"""ok.load: any ONNX model -> an nn.Module over the same Tensor DAG (converted to opset 21)."""
+"""ok.load: any ONNX model -> an nn.Module over the same Tensor DAG (older opsets converted up to 21)."""
 import collections
 import os
 
@@ -335,12 +335,16 @@ class ImportedModule(Module):
 
 
 def load(path_or_model):
-    """Read an ONNX model (path or ModelProto), convert it to opset 21 and return a Module (in eval
+    """Read an ONNX model (path or ModelProto), convert an older opset up to 21 (a newer one is kept, and
+    what onnxkit builds on it is emitted at that opset) and return a Module (in eval
     mode unless a BatchNormalization in the file has training_mode=1). A weights file (.pth, .pt,
     .bin, .ckpt, .safetensors) raises, pointing to ok.load_state_dict_file + model.load_state_dict;
     an empty, truncated or foreign file raises an error that names it."""
     model = _read(path_or_model)
-    if _default_opset(model) != OPSET:
+    if _default_opset(model) > OPSET:  # kept as it is: graphs built on it declare that opset
+        from .emit import DOMAIN_VERSIONS
+        DOMAIN_VERSIONS[""] = max(DOMAIN_VERSIONS.get("", OPSET), _default_opset(model))
+    elif _default_opset(model) < OPSET:
         from onnx import version_converter
         try:
             model = version_converter.convert_version(model, OPSET)
