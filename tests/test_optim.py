@@ -330,3 +330,30 @@ def test_values_built_before_an_in_place_update_read_the_old_value():
         w += 5.0
     later = w * 2
     assert later.item() == 10.0, "a tensor built after the update reads the new value"
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+                                     ("Adam", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01)),
+                                     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+                                     ("Adagrad", dict(lr=0.1)), ("Adadelta", dict()), ("Adamax", dict())])
+def test_flat_multi_tensor_update_gives_each_parameter_the_same_bits(name, kw):
+    """The training graph updates each dtype's parameters as one flat buffer; the result is bit-identical
+    to updating them one by one (the rules are elementwise)."""
+    _, om = models()
+    opt = getattr(optim, name)(om.parameters(), **kw)
+    rng = np.random.default_rng(0)
+    items = []
+    for p in om.parameters():
+        st = opt.ensure_state(p, opt.param_groups[0])
+        for slot in opt.slots(opt.param_groups[0]):
+            st[slot] = ok.tensor(rng.random(p._shape).astype(p.dtype))
+        items.append((p, ok.tensor(rng.standard_normal(p._shape).astype(p.dtype)),
+                      {s: st[s] for s in opt.slots(opt.param_groups[0])}))
+    h = {k: ok.tensor(np.float64(v)) for k, v in opt.hyper_values(opt.param_groups[0]).items()}
+    step = ok.tensor(np.float64(3))
+    one_by_one = opt.build_updates(opt.param_groups[0], h, step, items)
+    flat = opt.build_updates(opt.param_groups[0], h, step, items, flat=True)
+    for (p1, s1), (p2, s2) in zip(one_by_one, flat):
+        np.testing.assert_array_equal(p1.numpy(), p2.numpy())
+        for slot in s1:
+            np.testing.assert_array_equal(s1[slot].numpy(), s2[slot].numpy())

@@ -61,6 +61,17 @@ def regularized(p, g, k, group):
     return p, g
 
 
+def _flat(tensors):
+    """The tensors flattened and concatenated."""
+    return ops.cat([ops.reshape(t, -1) for t in tensors], 0)
+
+
+def _unflat(flat, like):
+    """Split a _flat buffer back into tensors shaped like `like`."""
+    sizes = [int(np.prod(t._shape, dtype=np.int64)) for t in like]
+    return [ops.reshape(piece, t.shape) for piece, t in zip(ops.split(flat, sizes, 0), like)]
+
+
 class Coefficients:
     """A group's float64 scalar coefficients, cast to each parameter dtype once (one Cast per dtype)."""
 
@@ -177,14 +188,28 @@ class Optimizer:
                 st[slot] = tensor(np.asarray(self.initial_state(group, slot, p), p.dtype))
         return st
 
-    def build_updates(self, group, h, step, items):
-        """Apply the rule: items [(p, g, {slot: Tensor})] -> [(new p, {slot: new Tensor})]."""
+    def build_updates(self, group, h, step, items, flat=False):
+        """Apply the rule: items [(p, g, {slot: Tensor})] -> [(new p, {slot: new Tensor})]. With `flat`,
+        the parameters of one dtype are updated as one flat buffer (Concat, one update, Split: torch's
+        multi-tensor apply); the rules are elementwise, so each parameter's result is the same."""
         coeffs = Coefficients(self.coefficients(h, step, group))
-        out = []
-        for p, g, st in items:
-            if g.dtype != p.dtype:
-                g = ops.cast(g, p.dtype)
-            out.append(self.update(p, g, st, coeffs.for_dtype(p.dtype), group))
+        items = [(p, g if g.dtype == p.dtype else ops.cast(g, p.dtype), st) for p, g, st in items]
+        by_dtype = {}
+        for i, (p, _, _) in enumerate(items):
+            by_dtype.setdefault(p.dtype, []).append(i)
+        out = [None] * len(items)
+        for dtype, idx in by_dtype.items():
+            k = coeffs.for_dtype(dtype)
+            if not flat or len(idx) == 1:
+                for i in idx:
+                    out[i] = self.update(*items[i][:2], items[i][2], k, group)
+                continue
+            ps, gs, sts = zip(*(items[i] for i in idx))
+            new_p, new_st = self.update(_flat(ps), _flat(gs), {s: _flat([st[s] for st in sts]) for s in sts[0]}, k, group)
+            pieces = _unflat(new_p, ps)
+            slots = {s: _unflat(v, ps) for s, v in new_st.items()}
+            for j, i in enumerate(idx):
+                out[i] = (pieces[j], {s: v[j] for s, v in slots.items()})
         return out
 
     # ----- torch-style use -----------------------------------------------------------------------
