@@ -14,7 +14,7 @@ from .reduce import mean, norm  # norm: re-exported so `from .norm import *` reb
 #                                 function (importing this submodule sets that attribute to the module)
 from .shape import reshape, permute, squeeze
 
-__all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "local_response_norm", "norm", "normalize"]
+__all__ = ["batch_norm", "instance_norm", "layer_norm", "rms_norm", "group_norm", "local_response_norm", "norm", "normalize"]
 
 _latest_update = {}  # id(buffer) -> (weakref to buffer, weakref to the output whose node holds its last update)
 
@@ -120,11 +120,23 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         return apply("BatchNormalization", [x, scale, shift, cast(running_mean, x.dtype), cast(running_var, x.dtype)],
                      {"epsilon": float(eps)}, types=[(x.dtype, x._shape)])
     axes = [0] + list(range(2, r))
-    out, m, var, n = _normalize_per_channel(x, axes, weight, bias, eps, "value per channel")
+    n = _count(x, axes)
+    if isinstance(n, int) and n == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x._shape)}")
+    # the batch statistics (centered variance), then one BatchNormalization on them: a fused kernel
+    # forward, and its gradient rule's lean per-channel terms backward. (BatchNormalization's own
+    # training_mode is avoided: onnxruntime 1.31 may write its statistics outputs into input buffers
+    # that its constant sharing made common to several nodes.)
+    C = x._shape[1]
+    m_kept = mean(x, axes, keepdim=True)
+    d = sub(x, m_kept)
+    m, var = reshape(m_kept, C), reshape(mean(mul(d, d), axes, keepdim=True), C)
+    scale = cast(weight, x.dtype) if weight is not None else const(np.ones(C), x.dtype)
+    shift = cast(bias, x.dtype) if bias is not None else const(np.zeros(C), x.dtype)
+    out = apply("BatchNormalization", [x, scale, shift, m, var], {"epsilon": float(eps)}, types=[(x.dtype, x._shape)])
     if running_mean is not None and running_var is not None:
         with no_grad():
-            _update_running_stats(out, running_mean, running_var, squeeze(m, axes), _unbiased(squeeze(var, axes), n),
-                                  momentum)
+            _update_running_stats(out, running_mean, running_var, m, _unbiased(var, n), momentum)
     return out
 
 
@@ -157,6 +169,21 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, got {tuple(x._shape)}")
     y, _, _ = normalize_over(x, list(range(len(x._shape) - k, len(x._shape))), eps)
     return _affine(y, weight, bias, lambda v: cast(as_tensor(v), x.dtype))
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2 over the trailing `normalized_shape` dims) + eps) * weight; eps defaults to
+    the dtype's machine epsilon, as torch (ReduceMean, Add, Sqrt, Div, Mul)."""
+    x = as_tensor(input)
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    trailing = x._shape[len(x._shape) - k:] if len(x._shape) >= k else None
+    if trailing is None or any(isinstance(d, int) and d != n for d, n in zip(trailing, normalized_shape)):
+        raise ValueError(f"rms_norm: expected input with trailing shape {normalized_shape}, got {tuple(x._shape)}")
+    eps = float(np.finfo(x.dtype).eps) if eps is None else float(eps)
+    ms = mean(square(x), list(range(len(x._shape) - k, len(x._shape))), keepdim=True)
+    y = div(x, sqrt(add(ms, eps)))
+    return y if weight is None else mul(y, cast(as_tensor(weight), x.dtype))
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
