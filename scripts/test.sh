@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+bash scripts/setup_js.sh  # node, chromium and js/node_modules for tests/test_js.py
 python -m pytest -q "$@"
