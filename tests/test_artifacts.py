@@ -84,3 +84,12 @@ def test_dropout_masks_come_from_seed_and_step_and_agree_across_runtimes(tmp_pat
     c, _, _ = drive(tmp_path, 3, run=lambda feeds: dict(zip(names, ref.run(None, feeds))))
     np.testing.assert_allclose(a, c, rtol=1e-4)
     assert len(set(np.round(a, 6))) == 3
+
+
+def test_trainer_with_in_graph_randomness_follows_the_artifacts_with_dropout(tmp_path):
+    m = _model(dropout=0.5)
+    ok.training_artifacts(m, nn.CrossEntropyLoss(), optim.Adam(m.parameters(), lr=1e-2), X, Y, tmp_path, seed=7)
+    losses, _, _ = drive(tmp_path, 4)
+    m2 = _model(dropout=0.5)
+    tr = ok.Trainer(m2, nn.CrossEntropyLoss(), optim.Adam(m2.parameters(), lr=1e-2), seed=7, random_in_graph=True)
+    np.testing.assert_allclose([tr.step(X, Y) for _ in range(4)], losses, rtol=1e-5, atol=1e-6)
