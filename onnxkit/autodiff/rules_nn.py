@@ -131,8 +131,11 @@ def _conv_weight_grad(x, gy, kernel, strides, dilations, pb, pe, group):
         if any(crop):
             x = _pad_crop(x, [0] * nsp, [-c for c in crop])
     c = x._shape[1]
-    if group == 1 and c == 1 and nsp == 2 and all(isinstance(d, int) for d in x_sp + y_sp) and y_sp[0] > 1:
+    static = all(isinstance(d, int) for d in x_sp + y_sp)
+    if group == 1 and c == 1 and nsp == 2 and static and y_sp[0] > 1:
         return _weight_grad_row_halves(x, gy, kernel, strides, dilations, pb, pe)
+    if group == 1 and c > 1 and static:
+        return _weight_grad_im2col(x, gy, kernel, strides, dilations, pb, pe)
     if group == 1:
         xs = ops.transpose(x, 0, 1)
     else:
@@ -145,6 +148,31 @@ def _conv_weight_grad(x, gy, kernel, strides, dilations, pb, pe, group):
     if gw._shape is None or tuple(gw._shape[2:]) != tuple(kernel):
         gw = _slice(gw, list(range(2, 2 + nsp)), [0] * nsp, list(kernel))
     return ops.transpose(gw, 0, 1)
+
+
+def _weight_grad_im2col(x, gy, kernel, strides, dilations, pb, pe):
+    """_conv_weight_grad as im2col + batched MatMul + ReduceSum over the batch (group 1, static spatial
+    dims): the columns come from a grouped Conv with one-hot kernels (a 1x1 kernel needs none: a strided
+    Slice). ResNet-8's 3x3 and 1x1 weight gradients, batch 32: 23-30 ms against 37-60 ms for the
+    swapped Conv, which runs a batch-1 Conv on one thread (issue #12's measurements)."""
+    n_sp = len(kernel)
+    c, m = x._shape[1], gy._shape[1]
+    k = math.prod(kernel)
+    length = math.prod(gy._shape[2:])
+    if k == 1 and not any(pb) and not any(pe):
+        cols = _slice(x, list(range(2, 2 + n_sp)), [0] * n_sp, [1 + s * (o - 1) for s, o in zip(strides, gy._shape[2:])])
+        if any(s != 1 for s in strides):
+            cols = apply("Slice", [cols, const([0] * n_sp, np.int64), const([2 ** 62] * n_sp, np.int64),
+                                   const(list(range(2, 2 + n_sp)), np.int64), const(list(strides), np.int64)],
+                         types=[(x.dtype, tuple(x._shape[:2]) + tuple(gy._shape[2:]))])
+    else:
+        eye = np.tile(np.eye(k).reshape(k, 1, *kernel), (c, 1) + (1,) * n_sp)
+        cols = apply("Conv", [x, const(eye, x.dtype)], {"strides": list(strides), "dilations": list(dilations),
+                                                         "pads": list(pb) + list(pe), "group": c})
+    n = x.shape[0]
+    cols = ops.reshape(cols, n, c * k, length)
+    per_item = ops.matmul(ops.reshape(gy, n, m, length), ops.transpose(cols, 1, 2))  # (N, M, C*k)
+    return ops.reshape(ops.sum(per_item, 0), m, c, *kernel)
 
 
 def _weight_grad_row_halves(x, gy, kernel, strides, dilations, pb, pe):
