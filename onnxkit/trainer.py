@@ -36,14 +36,24 @@ class Trainer:
     runs one compiled training step and returns the loss; `fit`, `evaluate`, `predict`, `save`,
     `load`. `scheduler_interval` is "epoch" (fit steps the scheduler after each epoch) or "step"
     (after each training step, e.g. OneCycleLR). `spinning` keeps onnxruntime's threads busy-waiting
-    between steps (faster loops; turn it off when other work shares the cores)."""
+    between steps (faster loops; turn it off when other work shares the cores). `random_in_graph`
+    hashes dropout masks in the graph from seed and step, as `ok.training_artifacts` does, so the
+    Trainer and any runtime driving the artifacts follow the same trajectory."""
+
+    def __new__(cls, *args, distributed=False, **kwargs):
+        if distributed and cls is Trainer:  # data-parallel over the launcher's ranks: onnxkit.distributed
+            from .distributed.trainer import DistributedTrainer
+            cls = DistributedTrainer
+        return super().__new__(cls)
 
     def __init__(self, model, loss_fn, optimizer, device="auto", scheduler=None, *, frozen=(), clip_grad_norm=None,
-                 clip_grad_value=None, seed=None, scheduler_interval="epoch", spinning=True):
+                 clip_grad_value=None, seed=None, scheduler_interval="epoch", spinning=True, distributed=False,
+                 random_in_graph=False):
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn, optimizer, scheduler
         self.scheduler_interval, self.spinning = scheduler_interval, spinning
+        self.random_in_graph = random_in_graph  # dropout hashed in the graph, as in training artifacts
         self.frozen = (frozen,) if isinstance(frozen, str) else tuple(frozen)
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.providers = runtime.providers_for(device)
@@ -100,7 +110,8 @@ class Trainer:
         if self._graph is not None:
             self.sync()
         g = build_training_model(self.model, self.loss_fn, self.optimizer, xs, y, frozen=self.frozen,
-                                 clip_grad_norm=self.clip_grad_norm, clip_grad_value=self.clip_grad_value)
+                                 clip_grad_norm=self.clip_grad_norm, clip_grad_value=self.clip_grad_value,
+                                 random_in_graph=self.random_in_graph)
         self._graph, self._sig = g, sig
         for _, _, p, slot in g.state:
             state_leaf(self.optimizer, p, slot)

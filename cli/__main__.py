@@ -1,0 +1,4 @@
+"""python -m onnxkit.cli: the same as onnx-run."""
+from . import main
+
+main()
