@@ -7,7 +7,7 @@ import click
 
 from ._app import Group
 
-SUBCOMMANDS = ["version", "info", "check", "run", "bench", "optimize", "train_graph", "plot", "view", "serve"]
+SUBCOMMANDS = ["version", "info", "check", "run", "bench", "optimize", "train_graph", "train", "plot", "view", "serve"]
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

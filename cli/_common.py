@@ -63,40 +63,9 @@ def _open_array(path):
         raise ValueError(f"{path} is not a readable .npy/.npz file: {' '.join(str(e).split())}") from None
 
 
-def input_shape(shape, dims, batch):
-    """Concrete sizes for an input's shape: ints stay; a named dim from `dims`, else `batch` for the
-    first dim when given, else 1; an unknown (None) dim is `batch` in first place, else 1."""
-    out = []
-    for i, d in enumerate(shape or ()):
-        if isinstance(d, int) and d >= 0:
-            out.append(d)
-        elif isinstance(d, str) and d in dims:
-            out.append(dims[d])
-        else:
-            out.append(batch if (i == 0 and batch is not None) else 1)
-    return out
-
-
 def random_feeds(sess, given, dims, batch, seed=0):
-    """Feeds for every input of an ok.Session: the given arrays, random (seeded) data for the rest:
-    standard normal floats, random bools, zeros for integers (safe as indices)."""
-    from onnxkit.runtime import _ORT_TYPES
-    rng = np.random.default_rng(seed)
-    feeds = dict(given)
-    for name, typ, shape in sess.inputs:
-        if name in feeds:
-            continue
-        size = input_shape(shape, dims, batch)
-        dt = _ORT_TYPES.get(typ)
-        if dt is None:
-            raise ValueError(f"input {name!r} has type {typ}, which needs a given value (-i {name}=FILE.npy)")
-        if dt.kind == "f":
-            feeds[name] = rng.standard_normal(size).astype(dt)
-        elif dt.kind == "b":
-            feeds[name] = rng.random(size) < 0.5
-        else:
-            feeds[name] = np.zeros(size, dt)
-    return feeds
+    """Feeds for every input of an ok.Session (Session.random_feeds)."""
+    return sess.random_feeds(given, dims, batch, seed)
 
 
 def finite(x):

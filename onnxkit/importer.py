@@ -10,56 +10,14 @@ from .dims import format_shape
 from .tensor import OPSET, Tensor, apply, const, no_grad, tensor as make_tensor
 from .nn.module import Module
 from .nn.parameter import Buffer, Parameter
+from .model_files import read_model
 
 
 def _read(path_or_model):
     """The ModelProto with its external data, read only from inside the model's directory."""
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model
-    path = os.fspath(path_or_model)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no ONNX model at {path!r}")
-    model = _parse(path)
-    base = os.path.dirname(os.path.abspath(path))
-    for t in _external_tensors(model):
-        loc = next(e.value for e in t.external_data if e.key == "location")
-        full = os.path.realpath(os.path.join(base, loc))
-        if os.path.commonpath([full, base]) != base:
-            raise ValueError(f"external data {loc!r} of tensor {t.name!r} points outside the model's directory; refusing to read it")
-    onnx.load_external_data_for_model(model, base)
-    return model
-
-
-def _parse(path):
-    """The ModelProto in the file at `path` (external data not loaded); a weights file, an empty,
-    truncated or foreign file raises an error that names it."""
-    from .serialization import STATE_DICT_SUFFIXES, sniff, state_dict_file_error
-    with open(path, "rb") as f:
-        head = f.read(16)
-    kind = sniff(head)
-    if path.lower().endswith(STATE_DICT_SUFFIXES) or kind in ("pickle", "safetensors"):
-        raise state_dict_file_error(path)
-    if kind == "empty":
-        raise ValueError(f"{path} is empty: not an ONNX model")
-    if kind == "zip":
-        raise ValueError(f"{path} is a zip archive (an .npz or a PyTorch checkpoint?), not an ONNX model; "
-                         "read weights with ok.load_state_dict_file(path) and model.load_state_dict(...)")
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except Exception as e:  # noqa: BLE001  protobuf's decode errors do not name the file
-        raise ValueError(f"{path} is not a readable ONNX model (truncated or not an ONNX file): {e}") from None
-    missing = [what for what, bad in (("an IR version", model.ir_version <= 0),
-                                      ("graph outputs", not model.graph.output),
-                                      ("opset imports", model.ir_version >= 3 and not model.opset_import)) if bad]
-    if missing:
-        raise ValueError(f"{path} is not a complete ONNX model (no {' and no '.join(missing)}): "
-                         "the file is truncated or not an ONNX model")
-    return model
-
-
-def _external_tensors(model):
-    """Initializers stored outside the file (subgraph tensors are checked by onnx itself)."""
-    return [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    return read_model(path_or_model)
 
 
 def _default_opset(model):
@@ -174,6 +132,27 @@ def _trains_batch_norm(graph):
     return any(a.name == "training_mode" and a.i for n in graph.node if _is_batch_norm(n) for a in n.attribute)
 
 
+def _promoted_constants(graph, which, taken):
+    """(output name, array) of the top-level float Constant nodes that `which` promotes to parameters:
+    True takes those with more than one element (scalars such as a GELU's 0.5 or an epsilon stay
+    constants), a callable `which(name, array) -> bool` decides per Constant, False takes none."""
+    if not which:
+        return []
+    out = []
+    for n in graph.node:
+        if n.op_type != "Constant" or n.domain not in ("", "ai.onnx") or n.output[0] in taken:
+            continue
+        attr = next((a for a in n.attribute if a.name == "value"), None)
+        if attr is None:
+            continue
+        arr = numpy_helper.to_array(attr.t)
+        if not dtypes.is_floating(arr.dtype):
+            continue
+        if (which(n.output[0], arr) if callable(which) else arr.size > 1):
+            out.append((n.output[0], arr.copy()))
+    return out
+
+
 class ImportedModule(Module):
     """An ONNX graph as a Module: call positionally in graph-input order or with input names as
     keywords; float initializers are parameters (named as in the file), except a BatchNormalization's
@@ -182,7 +161,7 @@ class ImportedModule(Module):
     statistics and updates the running ones. The module starts in the file's mode: eval, unless a
     BatchNormalization has training_mode=1."""
 
-    def __init__(self, model):
+    def __init__(self, model, trainable_constants=False):
         super().__init__()
         object.__setattr__(self, "_model", model)
         from .emit import DOMAIN_VERSIONS, FUNCTIONS
@@ -210,12 +189,19 @@ class ImportedModule(Module):
                 b.name = t.name
                 self._buffers[t.name] = b
                 self._leaves[t.name] = b
+        for name, arr in _promoted_constants(g, trainable_constants, set(self._leaves)):
+            p = Parameter(arr)
+            p.name = name
+            self._parameters[name] = p
+            self._leaves[name] = p
         for name, (source, bound) in stats.items():
             b = Buffer(values[source])
             b.name = name
             self._buffers[name] = b
             self._leaves.update(dict.fromkeys(bound | {name}, b))
         object.__setattr__(self, "_graph_inputs", {i.name: i for i in g.input})
+        object.__setattr__(self, "_initial_values", {k: v.numpy().copy() for k, v in self._leaves.items()
+                                                     if v is not None and dtypes.is_floating(v.dtype)})
         self.training = _trains_batch_norm(g)
 
     def forward(self, *args, **kwargs):
@@ -256,8 +242,8 @@ class ImportedModule(Module):
 
     def _replay(self, n, env):
         """Record node `n` with apply(), reading and writing tensors in `env` by name."""
-        if n.op_type == "Identity" and n.output[0] in self._leaves:
-            return  # an alias of a running statistic, bound to its buffer
+        if n.op_type in ("Identity", "Constant") and n.output[0] in self._leaves:
+            return  # an alias of a running statistic bound to its buffer, or a Constant promoted to a parameter
         attrs = {a.name: _py_attr(helper.get_attribute_value(a)) for a in n.attribute}
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and "value" in attrs:
             arr = numpy_helper.to_array(attrs["value"])
@@ -319,6 +305,47 @@ class ImportedModule(Module):
                 add_buffer_updates(y, updates)
         return [y, new_mean, new_var][:n_out]
 
+    def map_weights(self, target):
+        """Map this module's parameters and buffers back onto a source framework's weights.
+
+        `target` is {name: array} of the source model's weights as they were exported (a torch
+        `state_dict()`, `{w.path: w.numpy()}` of a Keras model). An entry is matched by name to the
+        initializer of that name; failing that, by value to the one weight whose value at import time
+        is that entry's value, as it is or transposed (exporters rename and transpose weights: torch's
+        `onnx::MatMul_12` holds a Linear weight transposed, tf2onnx holds a Keras HWIO kernel as OIHW).
+        Returns `(state, unmapped)`: `state` {target name: current value as a numpy array in the
+        target's layout, ready for `load_state_dict` / `set_weights`}, and `unmapped` the names of this
+        module's float parameters that matched no target entry."""
+        import itertools
+        import numpy as np
+        mine = dict(self.named_parameters())
+        mine.update((k, v) for k, v in self.named_buffers() if k not in mine)
+        initial = self._initial_values
+        state, used = {}, set()
+        tvals = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in target.items()}
+        for k in tvals:
+            if k in mine and tuple(mine[k].numpy().shape) == tvals[k].shape:
+                state[k] = mine[k].numpy()
+                used.add(k)
+        for k, tv in tvals.items():
+            if k in state or tv.size < 2:
+                continue
+            for name, init in initial.items():
+                if name in used or name not in mine or init.size != tv.size or init.dtype != tv.dtype:
+                    continue
+                perm = next((pm for pm in itertools.permutations(range(init.ndim)) if init.transpose(pm).shape
+                             == tv.shape and np.array_equal(init.transpose(pm), tv)), None)
+                if perm is None and init.ndim != tv.ndim and np.array_equal(init.reshape(tv.shape), tv):
+                    perm = "reshape"
+                if perm is None:
+                    continue
+                cur = mine[name].numpy()
+                state[k] = cur.reshape(tv.shape) if perm == "reshape" else cur.transpose(perm)
+                used.add(name)
+                break
+        unmapped = [n for n, p in self.named_parameters() if n not in used and n not in state]
+        return state, unmapped
+
     def graph_inputs(self):
         """ok.Input leaves matching the model's declared inputs (for re-export)."""
         from .tensor import Input
@@ -334,12 +361,17 @@ class ImportedModule(Module):
         return f"inputs={self.input_names}, outputs={self.output_names}, nodes={len(self._model.graph.node)}"
 
 
-def load(path_or_model):
+def load(path_or_model, trainable_constants=False):
     """Read an ONNX model (path or ModelProto), convert an older opset up to 21 (a newer one is kept, and
     what onnxkit builds on it is emitted at that opset) and return a Module (in eval
     mode unless a BatchNormalization in the file has training_mode=1). A weights file (.pth, .pt,
     .bin, .ckpt, .safetensors) raises, pointing to ok.load_state_dict_file + model.load_state_dict;
-    an empty, truncated or foreign file raises an error that names it."""
+    an empty, truncated or foreign file raises an error that names it.
+
+    trainable_constants: some exporters (jax2onnx, tf2onnx's constant folding, torch's dynamo exporter
+    for lifted tensors) hold weights in Constant nodes rather than initializers. True promotes every
+    top-level float Constant with more than one element to a parameter named by the Constant's output
+    (scalars stay constants); a callable `(name, array) -> bool` chooses per Constant."""
     model = _read(path_or_model)
     if _default_opset(model) > OPSET:  # kept as it is: graphs built on it declare that opset
         from .emit import DOMAIN_VERSIONS
@@ -350,4 +382,4 @@ def load(path_or_model):
             model = version_converter.convert_version(model, OPSET)
         except Exception as e:
             raise ValueError(f"could not convert the model from opset {_default_opset(model)} to {OPSET}: {e}") from None
-    return ImportedModule(model)
+    return ImportedModule(model, trainable_constants=trainable_constants)

@@ -142,11 +142,46 @@ class Session:
     def ort_session(self):
         return self._sess
 
+    def random_feeds(self, given=None, dims=None, batch=None, seed=0):
+        """Feeds for every input: the `given` arrays, seeded random data for the rest (standard normal
+        floats, random bools, zeros for integers, safe as indices). A named dim takes its size from
+        `dims`, else `batch` in first place, else 1; so does an unknown dim."""
+        rng = np.random.default_rng(seed)
+        feeds = dict(given or {})
+        for name, typ, shape in self.inputs:
+            if name in feeds:
+                continue
+            size = _input_shape(shape, dims or {}, batch)
+            dt = _ORT_TYPES.get(typ)
+            if dt is None:
+                raise ValueError(f"input {name!r} has type {typ}, which needs a given value")
+            if dt.kind == "f":
+                feeds[name] = rng.standard_normal(size).astype(dt)
+            elif dt.kind == "b":
+                feeds[name] = rng.random(size) < 0.5
+            else:
+                feeds[name] = np.zeros(size, dt)
+        return feeds
+
 
 _ORT_TYPES = {f"tensor({k})": np.dtype(v) for k, v in {
     "float": "float32", "double": "float64", "float16": "float16", "int64": "int64", "int32": "int32",
     "int16": "int16", "int8": "int8", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32",
     "uint64": "uint64", "bool": "bool"}.items()}
+
+
+def _input_shape(shape, dims, batch):
+    """Concrete sizes for an input's shape: ints stay; a named dim from `dims`, else `batch` for the
+    first dim when given, else 1; an unknown (None) dim is `batch` in first place, else 1."""
+    out = []
+    for i, d in enumerate(shape or ()):
+        if isinstance(d, int) and d >= 0:
+            out.append(d)
+        elif isinstance(d, str) and d in dims:
+            out.append(dims[d])
+        else:
+            out.append(batch if (i == 0 and batch is not None) else 1)
+    return out
 
 
 def _to_numpy(v):

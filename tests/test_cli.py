@@ -597,9 +597,9 @@ def test_fuzz_check_load_session_never_crash(models, tmp_path):
 def test_watchdog_ends_a_hanging_load_with_one_line(models):
     """A file that makes loading hang (here: a parser slowed down on purpose) ends in exit 2 and one
     line after ONNXKIT_LOAD_TIMEOUT seconds, not a hung command."""
-    code = ("import sys, time, onnxkit.importer as imp\n"
-            "orig = imp._parse\n"
-            "imp._parse = lambda p: (time.sleep(30), orig(p))[1]\n"
+    code = ("import sys, time, onnxkit.model_files as mf\n"
+            "orig = mf.parse\n"
+            "mf.parse = lambda p: (time.sleep(30), orig(p))[1]\n"
             "from onnxkit.cli import main\n"
             "main(['check', sys.argv[1]])\n")
     t0 = time.time()

@@ -188,7 +188,7 @@ def test_external_data_roundtrip_and_path_traversal(tmp_path):
             if e.key == "location":
                 e.value = "../outside.data"
     onnx.save(evil, str(tmp_path / "evil.onnx"))
-    with pytest.raises(ValueError, match="outside the model's directory"):
+    with pytest.raises(ValueError, match="the model's directory"):
         ok.load(str(tmp_path / "evil.onnx"))
 
 
