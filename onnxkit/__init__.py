@@ -9,6 +9,7 @@ from .dims import Dim
 from .device import device, set_default_device, get_default_device, cuda  # noqa: F401
 from .ops import *  # noqa: F401,F403  torch-style functions: ok.cat, ok.where, ok.sum, ...
 from .ops import abs, round, pow, sum, max, min, all, any  # noqa: F401
+from .control_flow import cond, while_loop, scan  # noqa: F401
 from .tensor import attach_inplace_variants as _attach_inplace_variants
 _attach_inplace_variants()
 

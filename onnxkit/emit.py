@@ -103,6 +103,19 @@ def structure_key(nodes, leaves, outputs):
     return tuple(parts)
 
 
+def _renamed_subgraphs(attrs, renames):
+    """attrs with the outer-scope names its subgraphs read renamed (old -> new)."""
+    from .control_flow import rename
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, list) and v and hasattr(v[0], "node"):
+            v = [rename(g, renames) for g in v]
+        elif hasattr(v, "node") and hasattr(v, "output"):
+            v = rename(v, renames)
+        out[k] = v
+    return out
+
+
 def _value_info(name, t, with_shape=True):
     shape = None if (t._shape is None or not with_shape) else list(t._shape)
     return helper.make_tensor_value_info(name, dtypes.to_onnx(t.dtype), shape)
@@ -148,19 +161,29 @@ def build_model(outputs, output_names=None, input_leaves=(), fed=None, opset=OPS
         else:
             aliases.append((t, want))
     protos, domains = [], set()
+    outer_of = {}  # outer-scope name -> id of the tensor it names here
     for n in nodes:
-        if n.outer:  # subgraphs read outer-scope values by their original names
+        attrs = n.attrs
+        if n.outer:  # subgraphs read outer-scope values by their names; a name taken by another value is renamed
+            renames = {}
             for oname, t in n.outer.items():
-                if oname not in used:
-                    used.add(oname)
-                    protos.append(helper.make_node("Identity", [names[id(t)]], [oname], name=unique(f"outer/{oname}")))
+                if outer_of.get(oname) == id(t) or (oname not in outer_of and names.get(id(t)) == oname):
+                    outer_of[oname] = id(t)
+                    continue
+                new = unique(oname)
+                if new != oname:
+                    renames[oname] = new
+                outer_of[new] = id(t)
+                protos.append(helper.make_node("Identity", [names[id(t)]], [new], name=unique(f"outer/{new}")))
+            if renames:
+                attrs = _renamed_subgraphs(attrs, renames)
         base = f"{n.scope}/{n.op_type}" if n.scope else n.op_type
         for t in n.outputs:
             if id(t) not in names:
                 names[id(t)] = unique(f"{base}_out{t.index}" if len(n.outputs) > 1 else f"{base}_out")
         p = helper.make_node(n.op_type, [names[id(t)] if t is not None else "" for t in n.inputs],
                              [names[id(t)] for t in n.outputs], name=unique(base), domain=n.domain or None)
-        p.attribute.extend(make_attr(k, v) for k, v in n.attrs.items())
+        p.attribute.extend(make_attr(k, v) for k, v in attrs.items())
         protos.append(p)
         if n.domain:
             domains.add((n.domain, n.op_type))

@@ -22,6 +22,11 @@ def broadcast_shapes(*shapes, what="broadcast"):
     """Numpy broadcasting over ints and names; raises with both shapes on a mismatch."""
     if any(s is None for s in shapes):
         return None
+    shaped = [s for s in shapes if s]  # fast path (every define-by-run step): equal shapes, or scalars
+    if not shaped:
+        return ()
+    if all(s == shaped[0] for s in shaped[1:]):
+        return tuple(shaped[0])
     rank = max(len(s) for s in shapes)
     out = []
     for i in range(rank):
@@ -209,6 +214,45 @@ def onnx_infer(node, opset):
     except Exception as e:  # onnx raises InferenceError with the reason; keep it for the user
         raise ValueError(f"{node.op_type}: {str(e).strip()}") from None
     return [_from_type_proto(res[o]) if o in res else (np.dtype(np.float32), None) for o in outs]
+
+
+def _graph_outputs(graph):
+    """[(dtype, shape)] declared by a subgraph's outputs (unknown dims fresh)."""
+    return [_from_type_proto(o.type) if o.type.HasField("tensor_type") else (np.dtype(np.float32), None)
+            for o in graph.output]
+
+
+def _if(node):
+    """If: the then-branch's declared outputs; dims where the branches disagree become unknown."""
+    a, b = _graph_outputs(node.attrs["then_branch"]), _graph_outputs(node.attrs["else_branch"])
+    return [(p[0], None if p[1] is None or q[1] is None or len(p[1]) != len(q[1]) else
+             tuple(x if x == y else fresh_dim() for x, y in zip(p[1], q[1]))) for p, q in zip(a, b)]
+
+
+def _loop(node):
+    """Loop: carried values keep their initial types; scan outputs stack per iteration (unknown count)."""
+    states = node.inputs[2:]
+    body = _graph_outputs(node.attrs["body"])[1 + len(states):]
+    return [(t.dtype, t._shape) for t in states] + [(d, None if s is None else (fresh_dim(),) + s) for d, s in body]
+
+
+def _scan(node):
+    """Scan: states keep their types; each scan output gains the scanned length at its output axis."""
+    m = node.attrs["num_scan_inputs"]
+    states, xs = node.inputs[:len(node.inputs) - m], node.inputs[len(node.inputs) - m:]
+    ax = (node.attrs.get("scan_input_axes") or [0])[0]
+    x = xs[0]._shape
+    length = fresh_dim() if x is None else x[ax % len(x)]
+    body = _graph_outputs(node.attrs["body"])[len(states):]
+    out_axes = node.attrs.get("scan_output_axes") or [0] * len(body)
+    res = [(t.dtype, t._shape) for t in states]
+    for (d, s), a in zip(body, out_axes):
+        a = a % (len(s) + 1) if s is not None else a
+        res.append((d, None if s is None else s[:a] + (length,) + s[a:]))
+    return res
+
+
+RULES.update({"If": _if, "Loop": _loop, "Scan": _scan})
 
 
 def infer(node, n_out, opset):

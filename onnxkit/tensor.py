@@ -465,7 +465,16 @@ INPLACE_VARIANTS = ("abs", "neg", "exp", "log", "log1p", "sqrt", "rsqrt", "recip
                     "relu", "sin", "cos", "floor", "ceil", "round", "trunc", "frac", "sign", "pow", "remainder",
                     "floor_divide", "clamp_min", "clamp_max", "clip", "lerp", "addcmul", "addcdiv", "masked_fill",
                     "index_fill", "index_add", "scatter", "scatter_add", "tril", "triu", "copysign", "fmod",
-                    "hardtanh", "leaky_relu", "elu", "silu", "nan_to_num", "logical_not", "erf", "expm1")
+                    "hardtanh", "leaky_relu", "elu", "silu", "nan_to_num", "logical_not", "erf", "expm1",
+                    "absolute", "negative", "acos", "acosh", "asin", "asinh", "atan", "atanh", "arccos", "arccosh",
+                    "arcsin", "arcsinh", "arctan", "arctanh", "atan2", "arctan2", "cosh", "sinh", "tan", "sgn",
+                    "fix", "exp2", "log2", "log10", "erfc", "deg2rad", "rad2deg", "sinc", "logit", "xlogy",
+                    "hypot", "ldexp", "heaviside", "addbmm", "addmm", "addmv", "addr", "baddbmm", "cumsum",
+                    "cumprod", "index_copy", "multiply", "divide", "true_divide", "subtract", "eq", "ne", "lt",
+                    "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",
+                    "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+                    "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "masked_scatter", "put",
+                    "index_put", "renorm", "scatter_reduce", "index_reduce", "gcd", "lcm")
 
 
 def attach_inplace_variants():
@@ -710,7 +719,8 @@ def apply(op_type, inputs, attrs=None, n_out=1, domain="", types=None, outer=Non
     skips inference when the caller already knows the result."""
     node = Node(op_type, inputs, attrs, domain, outer, n_out)
     res = types if types is not None else infer(node, n_out, OPSET)
-    rg = is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    rg = is_grad_enabled() and (any(t is not None and t.requires_grad for t in inputs)
+                                or (outer is not None and any(t.requires_grad for t in outer.values())))
     node.outputs = [Tensor(d, s, node=node, index=i, requires_grad=rg and dtypes.is_floating(d))
                     for i, (d, s) in enumerate(res)]
     return node.outputs[0] if n_out == 1 else node.outputs
