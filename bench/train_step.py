@@ -5,6 +5,10 @@ Workloads
   mlp:   the seed MLP, 64x1000 -> 100 -> ReLU -> 10, MSELoss, SGD lr 1e-3
   lenet: LeNet-5, 64x1x28x28, CrossEntropyLoss, SGD lr 1e-3 momentum 0.9
          (onnxruntime-training: plain SGD, its artifacts offer no momentum)
+  lm:    a GPT-style causal LM (token + position embeddings, 2 pre-norm nn.TransformerEncoderLayer blocks,
+         d_model 128, 4 heads, GELU MLP 512, causal mask, final LayerNorm, Linear head), vocab 1000,
+         sequence 64, batch 16, next-token CrossEntropyLoss, AdamW lr 1e-3; dropout 0 so both sides
+         run the same arithmetic (no onnxruntime-training row: the worker feeds float data only)
 Settings (printed): torch.set_num_threads(2); onnxkit sessions with 2 intra-op threads, 1 inter-op
 thread, intra-op spinning on (the Trainer default) and, as a second row, off. Each repeat runs
 --steps onnxkit steps, pauses 20 ms (so spinning threads park), then --steps torch steps; the
@@ -24,7 +28,7 @@ steps and reports its peak resident set (VmHWM; getrusage's ru_maxrss as the fal
 on Linux a child inherits its parent's ru_maxrss, so it would report this script's own peak); the
 same loop is measured for torch and onnxruntime-training.
 
-    python bench/train_step.py [--steps 30] [--repeats 10] [--workloads mlp lenet] [--ortt-python PATH]
+    python bench/train_step.py [--steps 30] [--repeats 10] [--workloads mlp lenet lm] [--ortt-python PATH]
 """
 import argparse
 import json
@@ -43,6 +47,29 @@ DEFAULT_ORTT = "/tmp/ortt/bin/python"
 THREADS = 2
 
 
+def causal_lm(lib, vocab=1000, d_model=128, layers=2, heads=4, seq=64):
+    """The lm workload, written once: `lib` is torch or onnxkit."""
+    nn = lib.nn
+
+    class CausalLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(vocab, d_model), nn.Embedding(seq, d_model)
+            block = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout=0.0, activation="gelu",
+                                               batch_first=True, norm_first=True)
+            self.blocks = nn.TransformerEncoder(block, layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+            self.head = nn.Linear(d_model, vocab)
+            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(seq))
+
+        def forward(self, idx):
+            t = idx.size(1)
+            x = self.tok(idx) + self.pos(lib.arange(t))
+            x = self.blocks(x, mask=self.mask[:t, :t], is_causal=True)
+            return self.head(x).reshape(-1, vocab)
+
+    return CausalLM()
+
+
 def workload(name):
     """(onnxkit model, torch model with the same weights, losses, optimizers, x, y, ORT-training loss)."""
     import torch
@@ -54,6 +81,14 @@ def workload(name):
     ok.manual_seed(0)
     torch.manual_seed(0)
     T = torch.nn
+    if name == "lm":
+        tm, om = causal_lm(torch), causal_lm(ok)
+        tokens = rng.integers(0, 1000, (16, 65))
+        x, y = tokens[:, :-1], tokens[:, 1:].reshape(-1)
+        losses, ortt_loss = (nn.CrossEntropyLoss(), T.CrossEntropyLoss()), None
+        om.load_state_dict(tm.state_dict())
+        return om, tm, losses, (optim.AdamW(om.parameters(), lr=1e-3), torch.optim.AdamW(tm.parameters(), lr=1e-3)), \
+            x, y, ortt_loss
     if name == "mlp":
         om, tm = seed_mlp(), T.Sequential(T.Linear(1000, 100), T.ReLU(), T.Linear(100, 10))
         x = rng.standard_normal((64, 1000)).astype(np.float32)
@@ -163,6 +198,8 @@ ORTT_WORKER = textwrap.dedent('''
 
 def bench_ortt(name, python, steps, repeats):
     """onnxruntime-training's median ms/step (and peak RSS) in its virtualenv; None when missing."""
+    if name == "lm":
+        return None, "not measured for lm (the worker feeds float data; this model takes token ids)"
     if not python or not os.path.exists(python):
         return None, f"not measured: no interpreter at {python} (see this script's docstring to install it)"
     import onnxkit as ok
@@ -232,7 +269,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30, help="steps per block")
     ap.add_argument("--repeats", type=int, default=10, help="interleaved blocks per runner")
-    ap.add_argument("--workloads", nargs="+", default=["mlp", "lenet"], choices=["mlp", "lenet"])
+    ap.add_argument("--workloads", nargs="+", default=["mlp", "lenet", "lm"], choices=["mlp", "lenet", "lm"])
     ap.add_argument("--ortt-python", default=DEFAULT_ORTT, help="python of the onnxruntime-training virtualenv")
     args = ap.parse_args()
     import onnxruntime

@@ -27,6 +27,7 @@ _LAZY = {
     "load_state_dict_file": ("onnxkit.serialization", "load_state_dict_file"),
     "utils": ("onnxkit.utils", None),
     "training_artifacts": ("onnxkit.artifacts", "training_artifacts"),
+    "distributed": ("onnxkit.distributed", None),
 }
 
 

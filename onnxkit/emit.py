@@ -9,7 +9,7 @@ IR_VERSION = 10
 
 # Non-default domains met in imported models: their opset versions and local function definitions,
 # so that re-exporting declares the same versions and carries the functions its nodes call.
-DOMAIN_VERSIONS = {}  # domain -> opset version ("": the default domain's, when an imported model is newer than 21)
+DOMAIN_VERSIONS = {}  # domain -> opset version
 FUNCTIONS = {}  # (domain, function name) -> onnx.FunctionProto
 
 
@@ -193,7 +193,7 @@ def build_model(outputs, output_names=None, input_leaves=(), fed=None, opset=OPS
     graph = helper.make_graph(protos, graph_name, inputs, outs, inits)
     functions = _functions_for(domains)
     used = {d for d, _ in domains} | {o.domain for f in functions for o in f.opset_import if o.domain not in ("", "ai.onnx")}
-    default = max(opset, DOMAIN_VERSIONS.get("", opset))  # a newer imported model's opset is kept
+    default = max([opset] + [n.opset for n in nodes if n.opset])  # nodes of a newer imported model keep theirs
     opsets = [helper.make_opsetid("", default)] + [helper.make_opsetid(d, DOMAIN_VERSIONS.get(d, 1)) for d in sorted(used)]
     model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxkit",
                               functions=functions)

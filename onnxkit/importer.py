@@ -164,6 +164,7 @@ class ImportedModule(Module):
     def __init__(self, model, trainable_constants=False):
         super().__init__()
         object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_opset", _default_opset(model))
         from .emit import DOMAIN_VERSIONS, FUNCTIONS
         DOMAIN_VERSIONS.update({o.domain: o.version for o in model.opset_import if o.domain not in ("", "ai.onnx")})
         FUNCTIONS.update({(f.domain, f.name): f for f in model.functions})
@@ -272,9 +273,13 @@ class ImportedModule(Module):
         if all(k is not None and k[1] is not None for k in known):
             from .infer import fresh_dim
             types = [(dt, tuple(d if d is not None else fresh_dim() for d in shp)) for dt, shp in known]
-        outs = apply(n.op_type, inputs, attrs, n_out=len(n.output), domain=n.domain if n.domain != "ai.onnx" else "",
-                     types=types, outer=outer)
+        from .tensor import name_scope
+        with name_scope(n.name):  # the file's node name: errors (a missing gradient rule) and re-exports name it
+            outs = apply(n.op_type, inputs, attrs, n_out=len(n.output), domain=n.domain if n.domain != "ai.onnx" else "",
+                         types=types, outer=outer)
         outs = [outs] if isinstance(outs, Tensor) else outs
+        if self._opset > OPSET:
+            outs[0].node.opset = self._opset
         for name, t in zip(n.output, outs):
             if name:
                 env[name] = t
@@ -311,8 +316,9 @@ class ImportedModule(Module):
         `target` is {name: array} of the source model's weights as they were exported (a torch
         `state_dict()`, `{w.path: w.numpy()}` of a Keras model). An entry is matched by name to the
         initializer of that name; failing that, by value to the one weight whose value at import time
-        is that entry's value, as it is or transposed (exporters rename and transpose weights: torch's
-        `onnx::MatMul_12` holds a Linear weight transposed, tf2onnx holds a Keras HWIO kernel as OIHW).
+        is that entry's value, as it is, transposed or reshaped (exporters rename and transpose weights:
+        torch's `onnx::MatMul_12` holds a Linear weight transposed, tf2onnx holds a Keras HWIO kernel as
+        OIHW); an entry whose value several weights share (all-ones, all-zeros) is ambiguous and not mapped.
         Returns `(state, unmapped)`: `state` {target name: current value as a numpy array in the
         target's layout, ready for `load_state_dict` / `set_weights`}, and `unmapped` the names of this
         module's float parameters that matched no target entry."""
@@ -327,22 +333,27 @@ class ImportedModule(Module):
             if k in mine and tuple(mine[k].numpy().shape) == tvals[k].shape:
                 state[k] = mine[k].numpy()
                 used.add(k)
+        def layout(init, tv):
+            """How `init` becomes `tv`: a permutation of its axes, "reshape", or None."""
+            if init.size != tv.size or init.dtype != tv.dtype:
+                return None
+            perm = next((pm for pm in itertools.permutations(range(init.ndim)) if init.transpose(pm).shape
+                         == tv.shape and np.array_equal(init.transpose(pm), tv)), None)
+            if perm is None and init.ndim != tv.ndim and np.array_equal(init.reshape(tv.shape), tv):
+                perm = "reshape"
+            return perm
+
         for k, tv in tvals.items():
             if k in state or tv.size < 2:
                 continue
-            for name, init in initial.items():
-                if name in used or name not in mine or init.size != tv.size or init.dtype != tv.dtype:
-                    continue
-                perm = next((pm for pm in itertools.permutations(range(init.ndim)) if init.transpose(pm).shape
-                             == tv.shape and np.array_equal(init.transpose(pm), tv)), None)
-                if perm is None and init.ndim != tv.ndim and np.array_equal(init.reshape(tv.shape), tv):
-                    perm = "reshape"
-                if perm is None:
-                    continue
-                cur = mine[name].numpy()
-                state[k] = cur.reshape(tv.shape) if perm == "reshape" else cur.transpose(perm)
-                used.add(name)
-                break
+            found = [(name, perm) for name, init in initial.items() if name not in used and name in mine
+                     for perm in [layout(init, tv)] if perm is not None]
+            if len(found) != 1:
+                continue  # no match, or several equal weights (all-ones, all-zeros): ambiguous, not mapped
+            name, perm = found[0]
+            cur = mine[name].numpy()
+            state[k] = cur.reshape(tv.shape) if perm == "reshape" else cur.transpose(perm)
+            used.add(name)
         unmapped = [n for n, p in self.named_parameters() if n not in used and n not in state]
         return state, unmapped
 
@@ -373,10 +384,7 @@ def load(path_or_model, trainable_constants=False):
     top-level float Constant with more than one element to a parameter named by the Constant's output
     (scalars stay constants); a callable `(name, array) -> bool` chooses per Constant."""
     model = _read(path_or_model)
-    if _default_opset(model) > OPSET:  # kept as it is: graphs built on it declare that opset
-        from .emit import DOMAIN_VERSIONS
-        DOMAIN_VERSIONS[""] = max(DOMAIN_VERSIONS.get("", OPSET), _default_opset(model))
-    elif _default_opset(model) < OPSET:
+    if _default_opset(model) < OPSET:  # a newer opset is kept: its nodes carry it (Node.opset) into emitted graphs
         from onnx import version_converter
         try:
             model = version_converter.convert_version(model, OPSET)

@@ -98,7 +98,7 @@ class Node:
     """One ONNX op application: op type, domain, attributes (Python values), inputs, outputs.
     `effects` holds (leaf, Tensor) buffer updates applied when the node is first evaluated."""
     __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out",
-                 "custom", "seq", "__weakref__")
+                 "custom", "seq", "opset", "__weakref__")
     _ids = itertools.count()
 
     def __init__(self, op_type, inputs, attrs=None, domain="", outer=None, n_out=1):
@@ -112,6 +112,7 @@ class Node:
         self.outer = outer  # {outer-scope name: Tensor} referenced by subgraph attributes
         self.n_out = n_out
         self.custom = None  # (Function call, output index) for autodiff.Function outputs
+        self.opset = None  # the default-domain opset a node replayed from a newer imported model needs
         me = weakref.ref(self)
         for t in self.inputs:
             if t is not None:
@@ -474,7 +475,8 @@ INPLACE_VARIANTS = ("abs", "neg", "exp", "log", "log1p", "sqrt", "rsqrt", "recip
                     "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",
                     "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
                     "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "masked_scatter", "put",
-                    "index_put", "renorm", "scatter_reduce", "index_reduce", "gcd", "lcm")
+                    "index_put", "renorm", "scatter_reduce", "index_reduce", "gcd", "lcm", "i0",
+                    "nextafter")
 
 
 def attach_inplace_variants():

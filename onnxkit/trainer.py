@@ -38,7 +38,10 @@ class Trainer:
     (after each training step, e.g. OneCycleLR). `spinning` keeps onnxruntime's threads busy-waiting
     between steps (faster loops; turn it off when other work shares the cores). `random_in_graph`
     hashes dropout masks in the graph from seed and step, as `ok.training_artifacts` does, so the
-    Trainer and any runtime driving the artifacts follow the same trajectory."""
+    Trainer and any runtime driving the artifacts follow the same trajectory. `distributed=True` gives
+    onnxkit.distributed's data-parallel trainer over the launcher's ranks (docs/distributed.md)."""
+
+    _stages = False  # build the gradient and update stages too (onnxkit.distributed's trainer runs them)
 
     def __new__(cls, *args, distributed=False, **kwargs):
         if distributed and cls is Trainer:  # data-parallel over the launcher's ranks: onnxkit.distributed
@@ -111,7 +114,7 @@ class Trainer:
             self.sync()
         g = build_training_model(self.model, self.loss_fn, self.optimizer, xs, y, frozen=self.frozen,
                                  clip_grad_norm=self.clip_grad_norm, clip_grad_value=self.clip_grad_value,
-                                 random_in_graph=self.random_in_graph)
+                                 random_in_graph=self.random_in_graph, stages=self._stages)
         self._graph, self._sig = g, sig
         for _, _, p, slot in g.state:
             state_leaf(self.optimizer, p, slot)

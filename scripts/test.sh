@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+python -m pip install --quiet --disable-pip-version-check -e ".[test,interchange]" && python -m pip install --quiet --disable-pip-version-check --no-deps "jax2onnx==0.17.1"  # exporters for tests/test_interchange_*.py (see pyproject)
 bash scripts/setup_js.sh  # node, chromium and js/node_modules for tests/test_js.py
 python -m pytest -q "$@"

@@ -6,15 +6,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxkit as ok
-from onnxkit import emit
-
-
-@pytest.fixture(autouse=True)
-def _restore_default_opset():
-    saved = dict(emit.DOMAIN_VERSIONS)
-    yield
-    emit.DOMAIN_VERSIONS.clear()
-    emit.DOMAIN_VERSIONS.update(saved)
 
 
 def _mlp(opset, with_rms=False):
@@ -52,3 +43,10 @@ def test_an_op_that_exists_only_in_a_newer_opset_runs_and_reexports():
     out = ok.export(imp)
     onnx.checker.check_model(out, full_check=True)
     assert next(o.version for o in out.opset_import if o.domain == "") == 23
+
+
+def test_a_newer_model_does_not_raise_the_opset_of_unrelated_graphs():
+    ok.load(_mlp(24))
+    from onnxkit import nn
+    m = ok.export(nn.Linear(2, 3), [ok.Input("x", ("N", 2))])
+    assert next(o.version for o in m.opset_import if o.domain == "") == 21

@@ -185,12 +185,12 @@ def _act_grad(name, h):
     return ops.cast(ops.gt(h, 0.0), h.dtype)  # relu
 
 
-def lstm_backward_core(i, o, f, g, C, c0, gY, gh, gc, m, R, H, S=None):
+def lstm_backward_core(i, o, f, g, C, c0, gY, gh, gc, m, R, H, S=None, tc=None):
     """The LSTM backward recurrence for one forward-direction pass from the gate activations (ONNX order
     i, o, f, c; each (T, N, H)) and the cell states C (rebuilt by a forward Scan when None). gY is the
     gradient w.r.t. Y (not yet masked), gh/gc the seeds for the final states, m the (T, N, 1) mask or None.
-    S, when given, is the (T, N, 3H) concatenation of i, o, f. Returns dG (T, N, 4H) (gradient w.r.t. the
-    gate pre-activations), dh0, dc0."""
+    S, when given, is the (T, N, 3H) concatenation of i, o, f, and tc tanh(C). Returns dG (T, N, 4H)
+    (gradient w.r.t. the gate pre-activations), dh0, dc0."""
     dt = g.dtype
     elem = dtypes.to_onnx(dt)
     G = 4 * H
@@ -207,7 +207,7 @@ def lstm_backward_core(i, o, f, g, C, c0, gY, gh, gc, m, R, H, S=None):
     if C is None:
         C = _cell_scan(F, masked(ops.mul(i, g)), c0)
     Cprev = ops.cat([ops.unsqueeze(c0, 0), _drop_last_step(C)], 0)
-    tc = ops.tanh(C)
+    tc = ops.tanh(C) if tc is None else tc
     # di = dc * g i(1-i), do = dh * tanh(c) o(1-o), df = dc * c_{t-1} f(1-f), dg = dc * i (1-g^2)
     S = ops.cat([i, o, f], 2) if S is None else S
     dS = ops.sub(S, ops.mul(S, S))

@@ -137,7 +137,8 @@ class _Gloo:
         try:
             return fn()
         except RuntimeError as e:
-            msg = (f"onnxkit.distributed: rank {self.rank}/{self.world_size}: {what} failed ({str(e).splitlines()[0]}); "
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = (f"onnxkit.distributed: rank {self.rank}/{self.world_size}: {what} failed ({first}); "
                    "another rank has probably died or hung")
             sys.stderr.write(msg + "\n")
             raise DistributedError(msg) from e

@@ -18,13 +18,13 @@ for it; `load` reads it on every rank. Dropout masks are drawn per shard, so a m
 follows a different (equally valid) trajectory than one process; without random ops the trajectory
 is the one-process one up to float rounding of the gradient sum."""
 import math
+import os
 import time
 
 import numpy as np
 
 from .. import runtime
 from ..trainer import Trainer, _Slot
-from ..training import build_training_model, state_leaf
 from .group import DistributedError, init_process_group
 
 __all__ = ["DistributedTrainer"]
@@ -37,6 +37,8 @@ class DistributedTrainer(Trainer):
     intra_op_threads: onnxruntime threads per rank (default: the cores divided by the ranks on this
     node). The other options are the Trainer's."""
 
+    _stages = True  # the Trainer builds the gradient and update stages as well
+
     def __init__(self, model, loss_fn, optimizer, device="cpu", scheduler=None, *, group=None, bucket_mb=25,
                  broadcast_buffers=True, intra_op_threads=None, distributed=True, **options):
         if (device or "cpu").lower() not in ("cpu", "auto"):
@@ -46,7 +48,6 @@ class DistributedTrainer(Trainer):
         self.bucket_bytes = max(1, int(bucket_mb * 2 ** 20))
         self.broadcast_buffers = broadcast_buffers
         if intra_op_threads is None:
-            import os
             intra_op_threads = max(1, (os.cpu_count() or 1) // max(1, self.group.local_world_size))
         self.intra_op_threads = int(intra_op_threads)
         options.setdefault("spinning", False)
@@ -58,20 +59,6 @@ class DistributedTrainer(Trainer):
         self.timings, self.timed_steps = {"gradient": 0.0, "allreduce": 0.0, "update": 0.0}, 0
 
     # ----- graphs ------------------------------------------------------------------------------
-    def _ensure(self, xs, y, force=False, values=None):
-        """The Trainer's rebuild rule, with the gradient and update stages."""
-        sig = self._signature(xs, y, values)
-        if sig == self._sig and not force:
-            return
-        if self._graph is not None:
-            self.sync()
-        g = build_training_model(self.model, self.loss_fn, self.optimizer, xs, y, frozen=self.frozen,
-                                 clip_grad_norm=self.clip_grad_norm, clip_grad_value=self.clip_grad_value, stages=True)
-        self._graph, self._sig = g, sig
-        for _, _, p, slot in g.state:
-            state_leaf(self.optimizer, p, slot)
-        self._setup_device(g)
-
     def _session(self, model):
         import onnxruntime as ort
         so = runtime.session_options(self.spinning, threads=self.intra_op_threads)
@@ -229,7 +216,9 @@ class DistributedTrainer(Trainer):
                 np.copyto(s.arr[1 - j], s.arr[j])
 
         def prepare(i, buf):
-            if scale != 1.0:
+            if scale == 0.0:
+                buf.fill(0)
+            elif scale != 1.0:
                 buf *= buf.dtype.type(scale)
 
         t1 = time.perf_counter()

@@ -15,6 +15,10 @@ from .padding import *  # noqa: F401,F403
 from .sparse import *  # noqa: F401,F403
 from .vision import *  # noqa: F401,F403
 from .baseline import *  # noqa: F401,F403
+from .fold import *  # noqa: F401,F403
+from .lazy import *  # noqa: F401,F403
+from .rnn import *  # noqa: F401,F403
+from .transformer import *  # noqa: F401,F403
 from . import utils  # noqa: F401
 from .. import ops as functional  # noqa: F401  (import onnxkit.nn.functional as F)
 import sys as _sys

@@ -9,7 +9,7 @@ from .module import Module, ShapeError, shape_errors
 from .parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
-           "LayerNorm", "GroupNorm", "LocalResponseNorm"]
+           "LayerNorm", "RMSNorm", "GroupNorm", "LocalResponseNorm"]
 
 
 def _float(dtype):
@@ -171,6 +171,32 @@ class LayerNorm(Module):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
                 f"bias={self.bias is not None}")
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalization over the trailing `normalized_shape` dims; weight (ones) of that
+    shape when elementwise_affine; eps=None takes the input dtype's machine epsilon, as torch."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.register_parameter("weight", Parameter(np.ones(shape, _float(dtype))) if elementwise_affine else None)
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            self.weight.fill_(1.0)
+
+    def forward(self, x):
+        x = ops.as_tensor(x)
+        try:
+            return ops.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+        except ValueError:
+            raise ShapeError(f"expected input with trailing shape {self.normalized_shape} (normalized_shape), "
+                             f"got shape {tuple(x._shape)}") from None
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class GroupNorm(Module):

@@ -20,6 +20,12 @@ from .vision import *  # noqa: F401,F403
 from .indexing import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .random_ops import *  # noqa: F401,F403
+from .creation import *  # noqa: F401,F403
+from .fold import *  # noqa: F401,F403
+from .aliases import *  # noqa: F401,F403
+from .grid_sample import *  # noqa: F401,F403
+from .fractional_pool import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
 from . import methods as _methods  # attaches the Tensor methods and operators
 
 import types as _types

@@ -291,8 +291,12 @@ clip = clamp
 
 
 def lerp(a, b, weight):
-    """a + weight * (b - a) (torch.lerp)."""
-    return add(a, mul(weight, sub(b, a)))
+    """a + weight * (b - a) where weight < 0.5, else b - (b - a) * (1 - weight): torch.lerp's two-sided
+    formula, exact at both ends (and NaN, as torch's, for an infinite end reached from the other side)."""
+    diff = sub(b, a)
+    if _is_scalar(weight):
+        return add(a, mul(weight, diff)) if weight < 0.5 else sub(b, mul(diff, 1.0 - weight))
+    return where(lt(weight, 0.5), add(a, mul(weight, diff)), sub(b, mul(diff, sub(1.0, weight))))
 
 
 def dim_size(t, i):
@@ -589,3 +593,390 @@ def from_numpy(ndarray):
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(ndarray).__name__}")
     return tensor(ndarray)
+
+
+# ----- more of torch's elementwise functions (compositions of the ops above) -------------------------
+def _integer_operands(a, b, what):
+    a, b = promote_operands(a, b)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{what} needs integer tensors, got {a.dtype}")
+    return a, b
+
+
+def _power_of_two(shift):
+    """2 ** shift for an int64 tensor of shift counts (a BitShift of 1 in uint64, back to int64)."""
+    one = const(np.ones((), np.uint64), np.uint64)
+    return cast(apply("BitShift", [one, cast(shift, np.uint64)], {"direction": "LEFT"}), np.int64)
+
+
+def _shift(a, b, direction, what):
+    a, b = _integer_operands(a, b, what)
+    if a.dtype.kind == "u":  # ONNX BitShift takes unsigned integers only
+        return apply("BitShift", [a, b], {"direction": direction})
+    wide, scale = cast(a, np.int64), _power_of_two(cast(b, np.int64))
+    out = mul(wide, scale) if direction == "LEFT" else div(wide, scale, rounding_mode="floor")
+    return cast(out, a.dtype)
+
+
+def bitwise_left_shift(input, other):
+    """input << other: BitShift for unsigned integers, a product with 2 ** other for signed ones (as torch)."""
+    return _shift(input, other, "LEFT", "bitwise_left_shift")
+
+
+def bitwise_right_shift(input, other):
+    """input >> other: BitShift for unsigned integers; for signed ones an arithmetic shift (floor division by
+    2 ** other), as torch."""
+    return _shift(input, other, "RIGHT", "bitwise_right_shift")
+
+
+def deg2rad(input):
+    """Degrees to radians (integers become float32)."""
+    return mul(_floating(input), float(np.pi / 180.0))
+
+
+def rad2deg(input):
+    """Radians to degrees (integers become float32)."""
+    return mul(_floating(input), float(180.0 / np.pi))
+
+
+# Numerical Recipes' erfc (fractional error < 1.2e-7) for the tail where 1 - erf(x) cancels
+_ERFC_POLY = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587,
+              -0.82215223, 0.17087277)
+
+
+def _erfc_tail(x):
+    z = abs_(x)
+    t = reciprocal(add(mul(z, 0.5), 1.0))
+    acc = const(_ERFC_POLY[-1], x.dtype)
+    for c in reversed(_ERFC_POLY[:-1]):
+        acc = add(mul(acc, t), c)
+    ans = mul(t, exp(sub(acc, mul(z, z))))
+    return where(ge(x, 0.0), ans, sub(2.0, ans))
+
+
+def erfc(input):
+    """1 - erf(x) without its cancellation for large x (a rational approximation in the tail, accurate to
+    float32 precision); the gradient is -2/sqrt(pi) exp(-x^2), as torch's."""
+    x = _floating(input)
+    naive = sub(1.0, erf(x))
+    limit = 0.5 if x.dtype != np.float64 else 3.0
+    return _precise_forward(naive, where(lt(x, limit), naive, _erfc_tail(x)))
+
+
+def float_power(input, exponent):
+    """input ** exponent in float64 (torch.float_power)."""
+    a = cast(as_tensor(input), np.float64)
+    b = cast(as_tensor(exponent, np.float64), np.float64)
+    return apply("Pow", [a, b])
+
+
+def _nan_ignoring(a, b, keep_a):
+    a, b = promote_operands(a, b)
+    if not dtypes.is_floating(a.dtype):
+        return maximum(a, b) if keep_a is ge else minimum(a, b)
+    return where(logical_or(keep_a(a, b), isnan(b)), a, b)
+
+
+def fmax(input, other):
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN); ties send the gradient to input,
+    as torch.fmax."""
+    return _nan_ignoring(input, other, ge)
+
+
+def fmin(input, other):
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN), as torch.fmin."""
+    return _nan_ignoring(input, other, le)
+
+
+def heaviside(input, values):
+    """0 where input < 0, `values` where input == 0, 1 where input > 0 (torch.heaviside)."""
+    x, v = as_tensor(input), as_tensor(values)
+    if v.dtype != x.dtype:
+        raise TypeError(f"heaviside is not yet implemented for tensors with different dtypes: {x.dtype} and "
+                        f"{v.dtype}")
+    return where(eq(x, 0), v, cast(gt(x, 0), x.dtype))
+
+
+def _log_add(a, b, log1p_of_exp):
+    a, b = promote_operands(a, b)
+    if not dtypes.is_floating(a.dtype):
+        a, b = cast(a, np.float32), cast(b, np.float32)
+    first = ge(a, b)
+    hi, lo = where(first, a, b), where(first, b, a)  # ties split the gradient evenly, as torch
+    out = add(hi, log1p_of_exp(sub(lo, where(isinf(hi), 0.0, hi))))
+    return where(logical_and(isinf(a), eq(a, b)), a, out)
+
+
+def logaddexp(input, other):
+    """log(exp(input) + exp(other)) without overflow: max + log1p(exp(min - max))."""
+    return _log_add(input, other, lambda d: log1p(exp(d)))
+
+
+def logaddexp2(input, other):
+    """log2(2**input + 2**other) without overflow: max + log1p(2**(min - max)) / ln 2."""
+    return _log_add(input, other, lambda d: mul(log1p(exp2(d)), float(1.0 / np.log(2.0))))
+
+
+def logit(input, eps=None):
+    """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when eps is given (torch.logit)."""
+    x = _floating(input)
+    if eps is not None:
+        x = clamp(x, float(eps), 1.0 - float(eps))
+    return log(div(x, sub(1.0, x)))
+
+
+def positive(input):
+    """input itself (torch.positive); bool tensors are refused, as in torch."""
+    x = as_tensor(input)
+    if x.dtype == _BOOL:
+        raise TypeError("The `+` operator, on a bool tensor is not supported.")
+    return x
+
+
+def signbit(input):
+    """True where the sign bit is set (negative numbers and -0.0), as a bool tensor."""
+    x = as_tensor(input)
+    if x.dtype == _BOOL or x.dtype.kind == "u":
+        return zeros_of(x, _BOOL)
+    if not dtypes.is_floating(x.dtype):
+        return lt(x, 0)
+    return _signbit(x)
+
+
+def sinc(input):
+    """sin(pi x) / (pi x), 1 at 0 (gradient 0 there), as torch.sinc; integers become float32."""
+    x = _floating(input)
+    zero = eq(x, 0.0)
+    px = mul(where(zero, 1.0, x), float(np.pi))
+    return where(zero, const(1.0, x.dtype), div(sin(px), px))
+
+
+_XLOGY = None
+
+
+def _xlogy_fn():
+    """xlogy as an autodiff Function with torch's gradients: d/dx = log(y) (0 where y == 0), d/dy = x / y."""
+    global _XLOGY
+    if _XLOGY is None:
+        from ..autodiff.function import Function
+
+        class XLogY(Function):
+            @staticmethod
+            def forward(ctx, x, y):
+                ctx.save_for_backward(x, y)
+                zero = eq(x, 0.0)
+                out = where(zero, const(0.0, x.dtype), mul(x, log(where(zero, 1.0, y))))
+                return where(isnan(y), y, out)
+
+            @staticmethod
+            def backward(ctx, g):
+                x, y = ctx.saved_tensors
+                y_zero = eq(y, 0.0)
+                log_y = where(y_zero, const(0.0, y.dtype), log(where(y_zero, 1.0, y)))
+                return mul(g, log_y), div(mul(g, x), y)
+        _XLOGY = XLogY
+    return _XLOGY
+
+
+def xlogy(input, other):
+    """input * log(other), 0 where input == 0 (unless other is NaN), as torch.xlogy, with torch's gradients;
+    integers become float32."""
+    a, b = promote_operands(input, other)
+    if not dtypes.is_floating(a.dtype):
+        a, b = cast(a, np.float32), cast(b, np.float32)
+    return _xlogy_fn().apply(a, b)
+
+
+def ldexp(input, other):
+    """input * 2 ** other (torch.ldexp); the result is floating point."""
+    x = _floating(input)
+    return mul(x, exp2(cast(as_tensor(other), x.dtype) if isinstance(other, Tensor) else float(other)))
+
+
+def rsub(input, other, *, alpha=1):
+    """other - alpha * input (torch.rsub)."""
+    return sub(other, input, alpha=alpha)
+
+
+def clone(input, *, memory_format=None):
+    """A copy of input that records gradients like it (torch.clone; one Identity)."""
+    return identity(input)
+
+
+def detach(input):
+    """input's value cut from the gradient graph (torch.detach)."""
+    return as_tensor(input).detach()
+
+
+def is_signed(input):
+    """Whether input's dtype is signed (floating point or signed integers), as torch.is_signed."""
+    return as_tensor(input).dtype.kind in "if"
+
+
+def is_same_size(input, other):
+    """Whether both tensors have the same shape (symbolic dims compare by name)."""
+    a, b = as_tensor(input), as_tensor(other)
+    return tuple(map(str, a._shape)) == tuple(map(str, b._shape))
+
+
+def is_nonzero(input):
+    """The truth of a one-element tensor (evaluates); other sizes raise, as torch.is_nonzero."""
+    x = as_tensor(input)
+    v = x.numpy()
+    if v.size == 0:
+        raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+    if v.size > 1:
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    return bool(v.reshape(()) != 0)
+
+
+def isreal(input):
+    """True everywhere: onnxkit tensors are real (torch.isreal)."""
+    return ones_of(as_tensor(input), _BOOL)
+
+
+def is_inference(input):
+    """False: onnxkit has no inference-mode tensors (torch.is_inference)."""
+    return False
+
+
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
+    """obj as a Tensor (torch.asarray): Tensors pass through (cast to dtype; copied with copy=True), anything
+    else becomes a value leaf with torch's default dtypes (float32 for Python floats)."""
+    if isinstance(obj, Tensor):
+        out = obj if dtype is None else cast(obj, dtype)
+        return identity(out) if copy and out is obj else out
+    if dtype is None:
+        arr = np.asarray(obj)
+        if arr.dtype == np.float64 and not isinstance(obj, np.ndarray):
+            arr = arr.astype(np.float32)
+        return tensor(arr, requires_grad=requires_grad)
+    return tensor(np.asarray(obj), dtype=dtype, requires_grad=requires_grad)
+
+
+# ----- integer number theory, float decomposition ------------------------------------------------------------
+_EUCLID_STEPS = {1: 14, 2: 26, 4: 48, 8: 94}  # Euclid's worst case (consecutive Fibonacci numbers) per itemsize
+
+
+def gcd(input, other):
+    """Greatest common divisor of integers, non-negative (torch.gcd): Euclid's algorithm unrolled for the
+    dtype's worst case, as standard ONNX has no loop-free alternative."""
+    a, b = _integer_operands(input, other, "gcd")
+    dtype, steps = a.dtype, _EUCLID_STEPS[a.dtype.itemsize]
+    a, b = abs_(cast(a, np.int64)), abs_(cast(b, np.int64))  # onnxruntime's Where and Mod want wide ints
+    one, zero = const(1, a.dtype), const(0, a.dtype)
+    for _ in range(steps):
+        done = eq(b, 0)
+        a, b = where(done, a, b), where(done, zero, apply("Mod", [a, where(done, one, b)], {"fmod": 0}))
+    return cast(a, dtype)
+
+
+def lcm(input, other):
+    """Least common multiple of integers, non-negative, 0 when either is 0 (torch.lcm)."""
+    a, b = _integer_operands(input, other, "lcm")
+    g = gcd(a, b)
+    zero = eq(g, 0)
+    return abs_(mul(div(a, where(zero, const(1, a.dtype), g), rounding_mode="trunc"), b))
+
+
+def frexp(input):
+    """(mantissa, exponent) with input = mantissa * 2 ** exponent and 0.5 <= |mantissa| < 1 (0, inf and NaN
+    keep mantissa = input, exponent 0), as torch.frexp; exponent is int32."""
+    x = as_tensor(input)
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"torch.frexp() only supports floating-point dtypes, got {x.dtype}")
+    special = logical_or(eq(x, 0.0), logical_not(isfinite(x)))
+
+    def scaled(v, e):  # v / 2**e in two halves, so that 2**e itself never overflows
+        half = floor(mul(e, 0.5))
+        return div(div(v, exp2(half)), exp2(sub(e, half)))
+    mag = where(special, const(1.0, x.dtype), abs_(x))
+    e = add(floor(log2(mag)), 1.0)
+    m = scaled(mag, e)
+    e = where(ge(m, 1.0), add(e, 1.0), where(lt(m, 0.5), sub(e, 1.0), e))  # log2's rounding near powers of 2
+    e = where(special, const(0.0, x.dtype), e)
+    return where(special, x, scaled(x, e)), cast(e, np.int32)
+
+
+# ----- modified Bessel functions of order 0 and 1 (Abramowitz & Stegun 9.8.1-9.8.4) ---------------------------
+_I0_SMALL = (1.0, 3.5156229, 3.0899424, 1.2067492, 0.2659732, 0.0360768, 0.0045813)  # in (x / 3.75)^2
+_I1_SMALL = (0.5, 0.87890594, 0.51498869, 0.15084934, 0.02658733, 0.00301532, 0.00032411)
+_I0_LARGE = (0.39894228, 0.01328592, 0.00225319, -0.00157565, 0.00916281, -0.02057706, 0.02635537, -0.01647633,
+             0.00392377)  # in 3.75 / |x|, times exp(|x|) / sqrt(|x|)
+_I1_LARGE = (0.39894228, -0.03988024, -0.00362018, 0.00163801, -0.01031555, 0.02282967, -0.02895312, 0.01787654,
+             -0.00420059)
+
+
+def _poly(t, coefs):
+    acc = const(coefs[-1], t.dtype)
+    for c in reversed(coefs[:-1]):
+        acc = add(mul(acc, t), c)
+    return acc
+
+
+def _bessel(x, small, large, odd):
+    """I0 (odd=False) or I1 (odd=True) of x: polynomials for |x| < 3.75, exp(|x|)/sqrt(|x|) times one beyond
+    (relative error about 2e-7: float32 precision)."""
+    ax = abs_(x)
+    t = div(ax, 3.75)
+    near = _poly(mul(t, t), small)
+    if odd:
+        near = mul(near, x)
+    far_ax = where(lt(ax, 3.75), const(3.75, x.dtype), ax)
+    far = mul(div(exp(far_ax), sqrt(far_ax)), _poly(div(3.75, far_ax), large))
+    if odd:
+        far = where(lt(x, 0.0), neg(far), far)
+    return where(lt(ax, 3.75), near, far)
+
+
+_I0 = None
+
+
+def _i0_fn():
+    """i0 as an autodiff Function: its derivative is I1 (computed the same way)."""
+    global _I0
+    if _I0 is None:
+        from ..autodiff.function import Function
+
+        class I0(Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return _bessel(x, _I0_SMALL, _I0_LARGE, False)
+
+            @staticmethod
+            def backward(ctx, g):
+                x, = ctx.saved_tensors
+                return mul(g, _bessel(x, _I1_SMALL, _I1_LARGE, True))
+        _I0 = I0
+    return _I0
+
+
+def i0(input):
+    """The modified Bessel function of the first kind of order 0 (torch.i0), accurate to float32 precision
+    (Abramowitz & Stegun's approximations); its gradient is I1. Integers become float32."""
+    return _i0_fn().apply(_floating(input))
+
+
+def nextafter(input, other):
+    """The next representable floating-point value after input toward other (torch.nextafter): input plus
+    one unit in the last place, the unit read from frexp (halved toward zero at a power of two, the
+    smallest subnormal at and below the subnormal range)."""
+    x, y = promote_operands(input, other)
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"nextafter needs floating-point tensors, got {x.dtype}")
+    info = np.finfo(x.dtype)
+    digits, tiny = info.nmant + 1, float(info.smallest_subnormal)
+    mantissa, exponent = frexp(x)
+    e = cast(exponent, x.dtype)
+    away = logical_xor(gt(y, x), lt(x, 0.0))  # moving away from zero
+    at_power_of_two = eq(abs_(mantissa), 0.5)
+    unit = exp2(sub(e, float(digits)))
+    unit = where(logical_and(logical_not(away), at_power_of_two), mul(unit, 0.5), unit)
+    unit = maximum(unit, const(tiny, x.dtype))
+    step = where(gt(y, x), unit, neg(unit))
+    out = add(x, step)
+    out = where(eq(x, 0.0), where(gt(y, x), const(tiny, x.dtype), const(-tiny, x.dtype)), out)
+    out = where(isinf(x), where(gt(x, 0.0), const(info.max, x.dtype), const(-info.max, x.dtype)), out)
+    out = where(eq(x, y), y, out)
+    return where(logical_or(isnan(x), isnan(y)), add(x, y), out)

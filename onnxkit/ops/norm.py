@@ -14,7 +14,8 @@ from .reduce import mean, norm  # norm: re-exported so `from .norm import *` reb
 #                                 function (importing this submodule sets that attribute to the module)
 from .shape import reshape, permute, squeeze
 
-__all__ = ["batch_norm", "instance_norm", "layer_norm", "rms_norm", "group_norm", "local_response_norm", "norm", "normalize"]
+__all__ = ["batch_norm", "instance_norm", "layer_norm", "rms_norm", "group_norm", "local_response_norm", "norm",
+           "normalize"]
 
 _latest_update = {}  # id(buffer) -> (weakref to buffer, weakref to the output whose node holds its last update)
 

@@ -6,7 +6,7 @@ import numpy as np
 from .. import dtypes
 from ..tensor import Tensor, rng, tensor
 
-__all__ = ["randperm", "multinomial", "bernoulli"]
+__all__ = ["randperm", "multinomial", "bernoulli", "normal", "randint_like", "poisson", "binomial"]
 
 
 def randperm(n, *, dtype="int64", requires_grad=False, **_ignored):
@@ -68,3 +68,60 @@ def bernoulli(input, p=None, *, generator=None):
     draws = rng().random(probs.shape) < prob
     dtype = probs.dtype if isinstance(input, Tensor) or probs.dtype.kind == "f" else np.float32
     return tensor(draws.astype(dtype))
+
+
+def _concrete_shape(t, what):
+    if t._shape is None or not all(isinstance(d, int) for d in t._shape):
+        raise ValueError(f"{what} draws on the host, so it needs a static shape; got {t!r}")
+    return tuple(t._shape)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
+           pin_memory=False, requires_grad=False):
+    """Draws from N(mean, std^2) (torch.normal): mean and std are floats (then `size` is needed) or tensors
+    (broadcast together). The standard-normal noise is drawn on the host; mean + std * noise is recorded,
+    so gradients flow to tensor means and stds, as in torch."""
+    from .core import add, mul, as_tensor
+    from ..infer import broadcast_shapes
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if not tensors:
+        if size is None:
+            raise TypeError("normal() with float mean and std needs a size")
+        shape = tuple(int(s) for s in (size if isinstance(size, (tuple, list)) else (size,)))
+        dt = dtypes.as_dtype("float32" if dtype is None else dtype)
+        if float(std) < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        return tensor((rng().standard_normal(shape) * float(std) + float(mean)).astype(dt), requires_grad=requires_grad)
+    shape = broadcast_shapes(*(_concrete_shape(t, "normal") for t in tensors))
+    dt = (mean if isinstance(mean, Tensor) else std).dtype
+    if not dtypes.is_floating(dt):
+        raise TypeError(f"normal expects floating-point mean and std, got {dt}")
+    noise = tensor(rng().standard_normal(tuple(shape)).astype(dt))
+    return add(as_tensor(mean, dt), mul(as_tensor(std, dt), noise))
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, pin_memory=False,
+                 requires_grad=False, memory_format=None):
+    """Uniform integers in [low, high) with input's shape and dtype (torch.randint_like(input, high) or
+    (input, low, high))."""
+    if high is None:
+        low, high = 0, low
+    t = input if isinstance(input, Tensor) else tensor(input)
+    dt = t.dtype if dtype is None else dtypes.as_dtype(dtype)
+    draws = rng().integers(int(low), int(high), size=_concrete_shape(t, "randint_like"))
+    return tensor(draws.astype(dt), requires_grad=requires_grad)
+
+
+def poisson(input, generator=None):
+    """Draws from Poisson(rate) for each rate in input, with input's dtype (torch.poisson)."""
+    rates = np.asarray(_host_values(input, "poisson"))
+    if (rates < 0).any():
+        raise RuntimeError("poisson: rates must be non-negative")
+    return tensor(rng().poisson(rates).astype(rates.dtype))
+
+
+def binomial(count, prob, generator=None):
+    """Draws from Binomial(count, prob) elementwise, with count's dtype (torch.binomial)."""
+    n = np.asarray(_host_values(count, "binomial"))
+    p = np.asarray(_host_values(prob, "binomial"))
+    return tensor(rng().binomial(n.astype(np.int64), np.clip(p, 0.0, 1.0)).astype(n.dtype))

@@ -256,3 +256,210 @@ def cumprod(input, dim, dtype=None):
     lower = reshape(lower, *([1] * d), n, n, *([1] * (r - d - 1)))
     rows = where(lower, unsqueeze(x, d), const(1, x.dtype))  # [..., i, j, ...] = x_j for j <= i
     return _reduce("ReduceProd", rows, d + 1, False)
+
+
+# ----- running extrema, NaN-ignoring sums, paired statistics ------------------------------------------
+AMinMax = collections.namedtuple("aminmax", ["min", "max"])
+
+
+def aminmax(input, *, dim=None, keepdim=False):
+    """(amin, amax) over `dim` (all dims by default), as torch.aminmax's (min, max)."""
+    x = as_tensor(input)
+    return AMinMax(amin(x, dim, keepdim), amax(x, dim, keepdim))
+
+
+def _positions(n):
+    """0..n-1 as int64 (a constant, or a Range for a symbolic n)."""
+    from .shape import reshape
+    if isinstance(n, int):
+        return const(np.arange(n), np.int64)
+    return apply("Range", [const(0, np.int64), reshape(n.tensor(), ()), const(1, np.int64)],
+                 types=[(np.dtype(np.int64), (n.name,))])
+
+
+def _prefix(x, d):
+    """The (n, n) mask [i, j] = j <= i placed at dims (d, d + 1) of a rank-(r + 1) tensor, and the
+    positions j at dim d + 1: the pieces of running (prefix) reductions along d."""
+    from .shape import reshape, unsqueeze
+    n, r = x.shape[d], len(x._shape)
+    pos = _positions(n)
+    lower = apply("GreaterOrEqual", [unsqueeze(pos, 1), unsqueeze(pos, 0)])
+    lower = reshape(lower, *([1] * d), n, n, *([1] * (r - d - 1)))
+    return lower, reshape(pos, *([1] * (d + 1)), n, *([1] * (r - d - 1)))
+
+
+def _running_extreme(input, dim, largest):
+    """cummax / cummin: the running extreme and the index of its last occurrence; a NaN takes over from
+    where it appears (torch's rule), as the index of the latest NaN."""
+    from .core import where, eq, logical_and, isnan, ge
+    from .shape import unsqueeze, gather
+    x = as_tensor(input)
+    if x._shape == ():
+        return MaxMin(x, const(0, np.int64))
+    d = _axes(x, dim)[0]
+    floating = dtypes.is_floating(x.dtype)
+    key = cast(x, np.uint8) if x.dtype == np.bool_ else x
+    bound = (-np.inf if largest else np.inf) if floating else \
+        (np.iinfo(key.dtype).min if largest else np.iinfo(key.dtype).max)
+    if floating:
+        key = where(isnan(x), const(bound, x.dtype), x)
+    lower, pos = _prefix(x, d)
+    rows = where(lower, unsqueeze(key, d), const(bound, key.dtype))
+    best = _reduce("ReduceMax" if largest else "ReduceMin", rows, d + 1, True)
+    none = const(-1, np.int64)
+    idx = _reduce("ReduceMax", where(logical_and(lower, eq(rows, best)), pos, none), d + 1, False)
+    if floating:
+        nan_at = _reduce("ReduceMax", where(logical_and(lower, unsqueeze(isnan(x), d)), pos, none), d + 1, False)
+        idx = where(ge(nan_at, 0), nan_at, idx)
+    return MaxMin(gather(x, d, idx), idx)
+
+
+def cummax(input, dim):
+    """(values, indices) of the running maximum along `dim`; ties give the latest index, NaN propagates
+    (torch.cummax). O(n^2) memory along dim, as cumprod."""
+    return _running_extreme(input, dim, True)
+
+
+def cummin(input, dim):
+    """(values, indices) of the running minimum along `dim` (torch.cummin)."""
+    return _running_extreme(input, dim, False)
+
+
+def logcumsumexp(input, dim):
+    """log(cumsum(exp(x))) along `dim` without overflow or underflow: a logsumexp over each prefix (an
+    (n, n) lower-triangular Where), shifted by the prefix's maximum."""
+    from .core import where, isinf, _floating
+    from .shape import unsqueeze, squeeze
+    x = _floating(input)
+    if x._shape == ():
+        return x
+    d = _axes(x, dim)[0]
+    lower, _ = _prefix(x, d)
+    rows = where(lower, unsqueeze(x, d), const(-np.inf, x.dtype))
+    m = stop(_reduce("ReduceMax", rows, d + 1, True))
+    m = where(isinf(m), const(0.0, x.dtype), m)
+    return squeeze(add(log(_reduce("ReduceSum", exp(sub(rows, m)), d + 1, True)), m), d + 1)
+
+
+def _without_nan(x):
+    from .core import where, isnan
+    return where(isnan(x), const(0, x.dtype), x) if dtypes.is_floating(x.dtype) else x
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    """sum treating NaN as zero (torch.nansum)."""
+    x = as_tensor(input)
+    return sum(_without_nan(x), dim, keepdim, dtype)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    """mean over the non-NaN elements (NaN where all are NaN), as torch.nanmean."""
+    from .core import logical_not, isnan
+    x = as_tensor(input)
+    if dtype is not None:
+        x = cast(x, dtype)
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"nanmean(): expected input to have floating point dtype but got {x.dtype}")
+    count = sum(cast(logical_not(isnan(x)), x.dtype), dim, keepdim)
+    return div(nansum(x, dim, keepdim), count)
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(var, mean) over `dim` (torch.var_mean; correction 1 by default)."""
+    x = as_tensor(input)
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return var(x, dim, unbiased, keepdim, correction), mean(x, dim, keepdim)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(std, mean) over `dim` (torch.std_mean; correction 1 by default)."""
+    x = as_tensor(input)
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return std(x, dim, unbiased, keepdim, correction), mean(x, dim, keepdim)
+
+
+# ----- integrals, norms over all but one dim ---------------------------------------------------------------
+def _trapezoid_parts(y, x, dx, dim):
+    """The per-interval areas (y[i] + y[i+1]) / 2 * (x[i+1] - x[i]) along `dim`, and that dim."""
+    from .core import _floating
+    from .shape import narrow, diff
+    y = as_tensor(y)
+    if not dtypes.is_floating(y.dtype):
+        y = _floating(y)
+    d = _axes(y, dim)[0]
+    n = y.shape[d]
+    mids = mul(add(narrow(y, d, 1, n - 1), narrow(y, d, 0, n - 1)), 0.5) if n else y
+    if x is None:
+        return (mids if dx is None or dx == 1 else mul(mids, float(dx))), d
+    x = as_tensor(x)
+    if len(x._shape) == 1:
+        widths = diff(x)
+        widths = _along(widths, d, len(y._shape))
+    else:
+        widths = diff(x, dim=d)
+    return mul(mids, widths), d
+
+
+def _along(v, d, rank):
+    """A 1-D v laid along dim d of a rank-`rank` tensor."""
+    from .shape import reshape
+    return reshape(v, *[-1 if i == d else 1 for i in range(rank)])
+
+
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The trapezoid-rule integral of y along `dim`, at sample points x (or spacing dx, default 1)."""
+    if x is not None and dx is not None:
+        raise TypeError("trapezoid() received both x and dx")
+    parts, d = _trapezoid_parts(y, x, dx, dim)
+    return sum(parts, d)
+
+
+def trapz(y, x=None, *, dx=None, dim=-1):
+    """torch.trapz: trapezoid (an alias)."""
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The running trapezoid-rule integral of y along `dim` (one element fewer than y along it)."""
+    if x is not None and dx is not None:
+        raise TypeError("cumulative_trapezoid() received both x and dx")
+    parts, d = _trapezoid_parts(y, x, dx, dim)
+    return cumsum(parts, d)
+
+
+def frobenius_norm(input, dim=(-2, -1), keepdim=False):
+    """sqrt of the sum of squares over `dim` (torch.frobenius_norm)."""
+    x = as_tensor(input)
+    return sqrt(sum(mul(x, x), list(dim) if isinstance(dim, (list, tuple)) else dim, keepdim))
+
+
+def norm_except_dim(v, pow=2, dim=0):
+    """The pow-norm over every dim but `dim`, kept with size 1 elsewhere (torch.norm_except_dim, as
+    weight_norm uses it); dim=-1 takes the norm of everything."""
+    x = as_tensor(v)
+    r = len(x._shape)
+    if dim == -1:
+        return norm(x, pow)
+    d = _axes(x, dim)[0]
+    others = [i for i in range(r) if i != d]
+    return norm(x, pow, others, keepdim=True) if others else abs_(x)
+
+
+def renorm(input, p, dim, maxnorm):
+    """Each slice along `dim` whose p-norm exceeds maxnorm scaled down to norm maxnorm (torch.renorm; the
+    scale is maxnorm / (norm + 1e-7), as torch's)."""
+    from .core import where, gt
+    x = as_tensor(input)
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"renorm: expected a floating-point input, got {x.dtype}")
+    if float(p) <= 0:
+        raise ValueError(f"renorm: non-positive-norm not supported, got p={p}")
+    if float(maxnorm) < 0:
+        raise ValueError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    d = _axes(x, dim)[0]
+    others = [i for i in range(len(x._shape)) if i != d]
+    n = norm(x, float(p), others, keepdim=True) if others else abs_(x)
+    scale = where(gt(n, float(maxnorm)), div(float(maxnorm), add(n, 1e-7)), const(1.0, x.dtype))
+    return mul(x, scale)

@@ -512,3 +512,289 @@ def _multi_advanced(y, adv):
         order = list(range(k, k + axes[0])) + list(range(k)) + list(range(k + axes[0], len(out)))
         y = permute(y, order)
     return y, len(bshape)
+
+
+# ----- more of torch's shape functions (compositions of the ops above) -------------------------------
+def fliplr(input):
+    """Reverse the columns (dim 1) of a tensor with at least 2 dims."""
+    x = as_tensor(input)
+    if len(x._shape) < 2:
+        raise ValueError("fliplr: input tensor must be at least 2-D")
+    return flip(x, [1])
+
+
+def flipud(input):
+    """Reverse the rows (dim 0) of a tensor with at least 1 dim."""
+    x = as_tensor(input)
+    if len(x._shape) < 1:
+        raise ValueError("flipud: input tensor must be at least 1-D")
+    return flip(x, [0])
+
+
+def rot90(input, k=1, dims=(0, 1)):
+    """Rotate by 90 degrees k times in the plane of `dims`, from the first toward the second (torch.rot90)."""
+    x = as_tensor(input)
+    r = len(x._shape)
+    if len(dims) != 2:
+        raise ValueError(f"rot90: expected total rotation dims == 2, but got dims = {len(dims)}")
+    a, b = _norm_dim(dims[0], r), _norm_dim(dims[1], r)
+    if a == b:
+        raise ValueError(f"rot90: expected rotation dims to be different, but got dim0 = {a} and dim1 = {b}")
+    k = int(k) % 4
+    if k == 1:
+        return transpose(flip(x, [b]), a, b)
+    if k == 2:
+        return flip(x, [a, b])
+    if k == 3:
+        return flip(transpose(x, a, b), [b])
+    return x
+
+
+def select(input, dim, index):
+    """The slice at `index` along `dim`, that dim removed (torch.select; x[..., index, ...])."""
+    x = as_tensor(input)
+    d = _norm_dim(dim, len(x._shape))
+    return getitem(x, (slice(None),) * d + (int(index),))
+
+
+def split_with_sizes(input, split_sizes, dim=0):
+    """Pieces of the given sizes along `dim` (torch.split_with_sizes)."""
+    return split(input, [int(s) for s in split_sizes], dim)
+
+
+def _pieces(x, d, bounds):
+    return tuple(getitem(x, (slice(None),) * d + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+
+def tensor_split(input, indices_or_sections, dim=0):
+    """torch.tensor_split: n near-equal pieces (the first n % size one longer), or pieces cut at the given
+    indices; pieces may be empty."""
+    x = as_tensor(input)
+    d = _norm_dim(dim, len(x._shape))
+    n = x._shape[d]
+    if not isinstance(n, int):
+        raise ValueError(f"tensor_split: dim {dim} is symbolic ({n}); split along a static dim")
+    if isinstance(indices_or_sections, Tensor):
+        v = np.asarray(indices_or_sections.numpy())
+        indices_or_sections = int(v) if v.ndim == 0 else [int(i) for i in v]
+    if _is_int(indices_or_sections):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"tensor_split: number of sections must be larger than 0, got {k}")
+        size, extra = divmod(n, k)
+        bounds = [0]
+        for i in range(k):
+            bounds.append(bounds[-1] + size + (1 if i < extra else 0))
+    else:
+        cuts = [min(max(int(i) + n if int(i) < 0 else int(i), 0), n) for i in indices_or_sections]
+        bounds = [0] + cuts + [n]  # a cut below the one before gives an empty piece, as Python slices do
+    return _pieces(x, d, bounds)
+
+
+def _split_family(name, dim, min_rank):
+    def fn(input, indices_or_sections):
+        x = as_tensor(input)
+        if len(x._shape) < min_rank:
+            raise ValueError(f"torch.{name} requires a tensor with at least {min_rank} dimension, but got a tensor "
+                             f"with {len(x._shape)} dimensions!")
+        d = 0 if name == "hsplit" and len(x._shape) == 1 else dim
+        if _is_int(indices_or_sections) and x._shape[d] % int(indices_or_sections):
+            raise ValueError(f"torch.{name} attempted to split along dimension {d}, but the size of the dimension "
+                             f"{x._shape[d]} is not divisible by the split_size {indices_or_sections}!")
+        return tensor_split(x, indices_or_sections, d)
+    fn.__name__ = name
+    fn.__doc__ = f"torch.{name}: tensor_split along dim {dim} (equal sections must divide the size)."
+    return fn
+
+
+hsplit, vsplit, dsplit = _split_family("hsplit", 1, 1), _split_family("vsplit", 0, 2), _split_family("dsplit", 2, 3)
+
+
+def _at_least(t, rank):
+    """t with 1s added as torch's atleast_Nd adds them: (n,) -> (1, n) -> (1, n, 1); (m, n) -> (m, n, 1)."""
+    t = as_tensor(t)
+    r = len(t._shape)
+    if r >= rank:
+        return t
+    if r == 0:
+        return reshape(t, *([1] * rank))
+    if rank == 2 or r == 1:
+        t = unsqueeze(t, 0) if r == 1 else t
+    return unsqueeze(t, 2) if rank == 3 else t
+
+
+def _atleast(rank):
+    def fn(*tensors):
+        if len(tensors) == 1 and not isinstance(tensors[0], (list, tuple)):
+            return _at_least(tensors[0], rank)
+        ts = tensors[0] if len(tensors) == 1 else tensors
+        return tuple(_at_least(t, rank) for t in ts)
+    fn.__name__ = f"atleast_{rank}d"
+    fn.__doc__ = f"Each input viewed with at least {rank} dims, as torch.atleast_{rank}d."
+    return fn
+
+
+atleast_1d, atleast_2d, atleast_3d = _atleast(1), _atleast(2), _atleast(3)
+
+
+def hstack(tensors):
+    """cat along dim 1 (dim 0 for 1-D inputs), after atleast_1d."""
+    ts = atleast_1d(*tensors)
+    ts = ts if isinstance(ts, tuple) else (ts,)
+    return cat(ts, 0 if len(ts[0]._shape) == 1 else 1)
+
+
+def vstack(tensors):
+    """cat along dim 0 after atleast_2d (torch.vstack; row_stack is its alias)."""
+    ts = atleast_2d(*tensors)
+    return cat(ts if isinstance(ts, tuple) else (ts,), 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors):
+    """cat along dim 2 after atleast_3d."""
+    ts = atleast_3d(*tensors)
+    return cat(ts if isinstance(ts, tuple) else (ts,), 2)
+
+
+def column_stack(tensors):
+    """Columns side by side: 0-d and 1-d inputs become (n, 1) columns, then cat along dim 1."""
+    cols = []
+    for t in tensors:
+        t = as_tensor(t)
+        cols.append(reshape(t, -1, 1) if len(t._shape) <= 1 else t)
+    return cat(cols, 1)
+
+
+def broadcast_tensors(*tensors):
+    """Every input expanded to their common broadcast shape (torch.broadcast_tensors)."""
+    ts = [as_tensor(t) for t in (tensors[0] if len(tensors) == 1 and isinstance(tensors[0], (list, tuple))
+                                 else tensors)]
+    shape = broadcast_shapes(*(t._shape for t in ts))
+    r = len(shape)
+
+    def size_at(i):  # an int, or the symbolic Dim of an input that has it
+        if isinstance(shape[i], int):
+            return shape[i]
+        return next(t.shape[i - r + len(t._shape)] for t in ts
+                    if len(t._shape) >= r - i and str(t._shape[i - r + len(t._shape)]) == str(shape[i]))
+    return tuple(t if t._shape == tuple(shape) else expand(t, *(size_at(i) for i in range(r))) for t in ts)
+
+
+def meshgrid(*tensors, indexing=None):
+    """Coordinate grids from 1-D tensors; indexing 'ij' (torch's default) or 'xy' (first two dims swapped)."""
+    ts = [as_tensor(t) for t in (tensors[0] if len(tensors) == 1 and isinstance(tensors[0], (list, tuple))
+                                 else tensors)]
+    indexing = "ij" if indexing is None else indexing
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"torch.meshgrid: indexing must be one of 'xy' or 'ij', but received: {indexing}")
+    ts = [reshape(t, -1) if len(t._shape) == 0 else t for t in ts]
+    swap = indexing == "xy" and len(ts) >= 2
+    order = [1, 0] + list(range(2, len(ts))) if swap else list(range(len(ts)))
+    shape = [ts[i].shape[0] for i in order]
+    out = []
+    for i, t in enumerate(ts):
+        pos = order.index(i)
+        view = [1] * len(ts)
+        view[pos] = -1
+        out.append(expand(reshape(t, *view), *shape))
+    return tuple(out)
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    """n-th forward difference along `dim`, with prepend/append joined first (torch.diff); bools give xor."""
+    x = as_tensor(input)
+    d = _norm_dim(dim, len(x._shape))
+    parts = [as_tensor(p) for p in (prepend,) if p is not None] + [x] + \
+            [as_tensor(p) for p in (append,) if p is not None]
+    parts = [expand(p, *[s if i != d else 1 for i, s in enumerate(x.shape)]) if len(p._shape) == 0 else p
+             for p in parts]
+    if len(parts) > 1:
+        x = cat(parts, d)
+    from .core import logical_xor, sub
+    for _ in range(int(n)):
+        m = x.shape[d]
+        hi, lo = narrow(x, d, 1, m - 1), narrow(x, d, 0, m - 1)
+        x = logical_xor(hi, lo) if x.dtype == np.bool_ else sub(hi, lo)
+    return x
+
+
+def _unfold_windows(input, dimension, size, step):
+    """Tensor.unfold: windows of `size` every `step` along `dimension`, as a new last dim."""
+    x = as_tensor(input)
+    r = len(x._shape)
+    d = _norm_dim(dimension, r)
+    n = x._shape[d] if r else 1
+    if r == 0:
+        x, d, r = reshape(x, 1), 0, 1
+    if not isinstance(n, int):
+        raise ValueError(f"unfold: dim {dimension} is symbolic ({n}); unfold along a static dim")
+    size, step = int(size), int(step)
+    if size > n:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    count = (n - size) // step + 1
+    idx = (np.arange(count)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
+    y = index_select(x, d, const(idx, np.int64))
+    y = reshape(y, *x.shape[:d], count, size, *x.shape[d + 1:])
+    return movedim(y, d + 1, -1)
+
+
+def take(input, index):
+    """input flattened, gathered at `index` (negative indices count from the end); the result has index's shape."""
+    x = reshape(as_tensor(input), -1)
+    idx = cast(as_tensor(index), np.int64)
+    n = x.shape[0]
+    from .core import add, lt, where
+    idx = where(lt(idx, 0), add(idx, n if isinstance(n, int) else reshape(n.tensor(), ())), idx)
+    return apply("Gather", [x, idx], {"axis": 0}, types=[(x.dtype, idx._shape)])
+
+
+def gradient(input, *, spacing=1, dim=None, edge_order=1):
+    """Estimates of the derivative along each dim by central differences in the interior and one-sided ones
+    (first or second order) at the edges, as torch.gradient: `spacing` is one scalar, a scalar per dim, or a
+    1-D coordinate tensor per dim (non-uniform spacing, edge_order 1). Returns a tuple, one tensor per dim."""
+    from .core import sub, mul, div, add, _floating
+    x = _floating(input)
+    r = len(x._shape)
+    dims = list(range(r)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+    dims = [_norm_dim(d, r) for d in dims]
+    if edge_order not in (1, 2):
+        raise ValueError(f"torch.gradient only supports edge_order=1 and edge_order=2, got {edge_order}")
+    if not isinstance(spacing, (list, tuple)):
+        spacing = [spacing] * len(dims)
+    if len(spacing) != len(dims):
+        raise ValueError(f"torch.gradient expected spacing to be unspecified, a scalar or a list of length "
+                         f"{len(dims)}, but got a list of length {len(spacing)}")
+    out = []
+    for d, h in zip(dims, spacing):
+        n = x._shape[d]
+        if not isinstance(n, int) or n < edge_order + 1:
+            raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
+
+        def at(lo, length=None, t=x, d=d, n=n):
+            return narrow(t, d, lo, n - lo if length is None else length)
+        if isinstance(h, Tensor) or isinstance(h, (np.ndarray, list)):
+            c = cast(as_tensor(np.asarray(h) if not isinstance(h, Tensor) else h), x.dtype)
+            c = reshape(c, *[-1 if a == d else 1 for a in range(r)])
+            step = sub(narrow(c, d, 1, n - 1), narrow(c, d, 0, n - 1))
+            hl, hr = narrow(step, d, 0, n - 2), narrow(step, d, 1, n - 2)
+            interior = add(add(mul(at(0, n - 2), div(mul(hr, -1.0), mul(hl, add(hl, hr)))),
+                               mul(at(1, n - 2), div(sub(hr, hl), mul(hl, hr)))),
+                           mul(at(2), div(hl, mul(hr, add(hl, hr)))))
+            first = div(sub(at(1, 1), at(0, 1)), narrow(step, d, 0, 1))
+            last = div(sub(at(n - 1, 1), at(n - 2, 1)), narrow(step, d, n - 2, 1))
+        else:
+            h = float(h)
+            interior = div(sub(at(2), at(0, n - 2)), 2.0 * h)
+            if edge_order == 1:
+                first = div(sub(at(1, 1), at(0, 1)), h)
+                last = div(sub(at(n - 1, 1), at(n - 2, 1)), h)
+            else:
+                first = div(sub(sub(mul(at(1, 1), 4.0), mul(at(0, 1), 3.0)), at(2, 1)), 2.0 * h)
+                last = div(add(sub(mul(at(n - 1, 1), 3.0), mul(at(n - 2, 1), 4.0)), at(n - 3, 1)), 2.0 * h)
+        out.append(cat([first, interior, last], d))
+    return tuple(out)
