@@ -120,22 +120,27 @@ class Trainer:
             state_leaf(self.optimizer, p, slot)
         self._setup_device(g)
 
+    def _state_slots(self, g, outputs):
+        """A _Slot per parameter, buffer and optimizer-state input of g; `outputs` are the graph outputs
+        that update them (a frozen parameter's slot has none)."""
+        leaf_of = {name: p for name, _, p in g.params}
+        leaf_of.update({name: b for name, _, b in g.buffers})
+        slots = []
+        for name, leaf in leaf_of.items():
+            out = "updated/" + name
+            slots.append(_Slot(name, out if out in outputs else None, (lambda leaf=leaf: leaf)))
+        opt = self.optimizer
+        for name, out, p, slot in g.state:
+            slots.append(_Slot(name, out, (lambda p=p, slot=slot: opt.state[p][slot])))
+        return slots
+
     def _setup_device(self, g):
         """Compile the step, put every parameter, buffer and state value in its slot and bind all inputs
         and outputs once; step() then binds only the batch."""
         import onnxruntime as ort
         self._sess = runtime.make_inference_session(g.training_model, self.device, spinning=self.spinning)
         self._eval_sess = self._loss_sess = None
-        outputs = {o.name for o in g.training_model.graph.output}
-        leaf_of = {name: p for name, _, p in g.params}
-        leaf_of.update({name: b for name, _, b in g.buffers})
-        self._slots = []
-        for name, leaf in leaf_of.items():
-            out = "updated/" + name
-            self._slots.append(_Slot(name, out if out in outputs else None, (lambda leaf=leaf: leaf)))
-        opt = self.optimizer
-        for name, out, p, slot in g.state:
-            self._slots.append(_Slot(name, out, (lambda p=p, slot=slot: opt.state[p][slot])))
+        self._slots = self._state_slots(g, {o.name for o in g.training_model.graph.output})
         self._cur = 0
         self._bindings = [self._sess.io_binding(), self._sess.io_binding()]
         for s in self._slots:

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from .. import runtime
-from ..trainer import Trainer, _Slot
+from ..trainer import Trainer
 from .group import DistributedError, init_process_group
 
 __all__ = ["DistributedTrainer"]
@@ -71,16 +71,7 @@ class DistributedTrainer(Trainer):
         self._eval_sess = self._loss_sess = None
         g_in = {i.name for i in g.gradient_model.graph.input}
         u_in = {i.name for i in g.update_model.graph.input}
-        outs = {o.name for m in (g.gradient_model, g.update_model) for o in m.graph.output}
-        leaf_of = {name: p for name, _, p in g.params}
-        leaf_of.update({name: b for name, _, b in g.buffers})
-        self._slots = []
-        for name, leaf in leaf_of.items():
-            out = "updated/" + name
-            self._slots.append(_Slot(name, out if out in outs else None, (lambda leaf=leaf: leaf)))
-        opt = self.optimizer
-        for name, out, p, slot in g.state:
-            self._slots.append(_Slot(name, out, (lambda p=p, slot=slot: opt.state[p][slot])))
+        self._slots = self._state_slots(g, {o.name for m in (g.gradient_model, g.update_model) for o in m.graph.output})
         self._cur = 0
         for s in self._slots:
             self._upload(s, s.get())
