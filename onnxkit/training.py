@@ -176,7 +176,7 @@ def _optimizer_updates(optimizer, entries, step, clip):
                 declared_state += [(t.name, p.dtype, p._shape) for t in st.values()]
                 items.append((pt, g, st))
                 keys.append(key)
-            for key, (new_p, new_st) in zip(keys, optimizer.build_updates(group, h, step_f, items, flat=True)):
+            for key, (new_p, new_st) in zip(keys, optimizer.build_updates(group, h, step_f, items)):
                 new_params.append((f"updated/params/{key}", new_p))
                 new_state += [(f"updated/state/{key}/{slot}", v) for slot, v in new_st.items()]
     return new_params, new_state, state, hparams, declared_state + declared_h
