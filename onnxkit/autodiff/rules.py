@@ -427,6 +427,13 @@ def _matmul(node, g):
     if len(a._shape) == 2 and len(b._shape) == 2:
         return [_gemm(g0, b, trans_b=1) if _needs(node, 0) else None,
                 _gemm(a, g0, trans_a=1) if _needs(node, 1) else None]
+    if len(a._shape) > 2 and len(b._shape) == 2 and all(isinstance(d, int) for d in b._shape):
+        # an N-D input times a 2-D weight (Linear on sequences): the weight gradient is one Gemm over
+        # all rows, not a batched MatMul summed over the batch dims
+        k, n = b._shape
+        ga = ops.matmul(g0, _mT(b)) if _needs(node, 0) else None
+        gb = _gemm(ops.reshape(a, -1, k), ops.reshape(g0, -1, n), trans_a=1) if _needs(node, 1) else None
+        return [ga, gb]
     a2 = ops.unsqueeze(a, 0) if len(a._shape) == 1 else a
     b2 = ops.unsqueeze(b, 1) if len(b._shape) == 1 else b
     if len(a._shape) == 1:
