@@ -360,7 +360,7 @@ def test_train_graph_bad_usage(models, tmp_path):
 
 # ----- plot, view ---------------------------------------------------------------------------------
 def test_plot(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="onnx-run plot needs matplotlib: pip install -e '.[train]'")
     (tmp_path / "metrics.json").write_text(json.dumps(
         {"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.7, 0.5], "val_accuracy": [0.5, 0.7, 0.8],
          "confusion_matrix": [[5, 1], [2, 7]]}))
@@ -380,7 +380,7 @@ def _free_port():
 
 
 def test_view_serves_netron_on_loopback(models):
-    pytest.importorskip("netron")
+    pytest.importorskip("netron", reason="onnx-run view needs netron: pip install -e '.[view]'")
     port = _free_port()
     p = subprocess.Popen([sys.executable, "-m", "onnxkit.cli", "view", str(models["torch"]), "--port", str(port),
                           "--no-browse"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 import onnxkit as ok
 from onnxkit.emit import build_model
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch is the test oracle: pip install torch==2.13.0 (test extra)")
 RTOL, ATOL = 1e-4, 1e-5
 
 

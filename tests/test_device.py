@@ -5,7 +5,7 @@ import pytest
 import onnxkit as ok
 from onnxkit import nn, runtime
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch is the test oracle: pip install torch==2.13.0 (test extra)")
 
 NO_GPU = not ok.cuda.is_available()
 

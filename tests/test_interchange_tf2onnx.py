@@ -19,7 +19,7 @@ from onnxkit import nn
 pytestmark = pytest.mark.interchange
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow", reason="tensorflow-cpu is not installed (pip install -e '.[interchange]')")
-keras = pytest.importorskip("keras")
+keras = pytest.importorskip("keras", reason="keras comes with tensorflow-cpu (interchange extra)")
 tf2onnx = pytest.importorskip("tf2onnx", reason="tf2onnx is not installed (pip install -e '.[interchange]')")
 
 TOL = dict(rtol=1e-4, atol=1e-5)

@@ -14,7 +14,7 @@ import onnxkit as ok
 from onnxkit import nn
 
 pytestmark = pytest.mark.interchange
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch is the test oracle: pip install torch==2.13.0 (test extra)")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed: torch's dynamo exporter needs it "
                                          "(pip install -e '.[interchange]')")
 

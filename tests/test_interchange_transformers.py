@@ -19,7 +19,7 @@ import onnxkit as ok
 from onnxkit import nn
 
 pytestmark = pytest.mark.interchange
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch is the test oracle: pip install torch==2.13.0 (test extra)")
 transformers = pytest.importorskip("transformers", reason="transformers is not installed "
                                                           "(pip install -e '.[interchange]')")
 

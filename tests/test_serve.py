@@ -16,9 +16,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-pytest.importorskip("starlette")
-uvicorn = pytest.importorskip("uvicorn")
-requests = pytest.importorskip("requests")
+pytest.importorskip("starlette", reason="onnx-run serve needs the serve extra: pip install -e '.[serve]'")
+uvicorn = pytest.importorskip("uvicorn", reason="onnx-run serve needs the serve extra: pip install -e '.[serve]'")
+requests = pytest.importorskip("requests", reason="the serve tests' client needs requests (test extra)")
 
 import onnxkit as ok  # noqa: E402
 from onnxkit import nn  # noqa: E402
@@ -182,7 +182,7 @@ def test_bad_requests_get_4xx_and_server_keeps_serving(cnn, case, status, fragme
 
 # ----- tritonclient --------------------------------------------------------------------------------------
 def test_tritonclient_binary_and_json(cnn, paths):
-    httpclient = pytest.importorskip("tritonclient.http")
+    httpclient = pytest.importorskip("tritonclient.http", reason="the stock-client test needs tritonclient[http] (test extra)")
     client = httpclient.InferenceServerClient(f"127.0.0.1:{cnn.port}", concurrency=4)
     try:
         assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("cnn")

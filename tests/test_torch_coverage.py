@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="torch is the test oracle: pip install torch==2.13.0 (test extra)")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "torch_coverage.py")

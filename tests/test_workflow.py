@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("sklearn")
+pytest.importorskip("sklearn", reason="the bundled datasets ship with scikit-learn: pip install -e '.[train]'")
 
 from onnxkit import workflow  # noqa: E402
 from onnxkit.cli import main  # noqa: E402
@@ -95,7 +95,7 @@ def test_not_json_and_yaml(tmp_path):
     p.write_text("{data: ")
     r = cli("train", p)
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "not valid JSON" in r.stderr
-    yaml = pytest.importorskip("yaml")
+    yaml = pytest.importorskip("yaml", reason="YAML configs need PyYAML: pip install -e '.[train]'")
     y = tmp_path / "small.yaml"
     y.write_text(yaml.safe_dump(SMALL))
     cfg = workflow.load_config(y)
@@ -165,9 +165,9 @@ def test_exported_model_runs_and_serves(small_run):
     r = cli("run", small_run / "model.onnx", "-i", f"x={small_run / 'x.npy'}", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["outputs"]["output"]["shape"] == [5, 1]
-    pytest.importorskip("starlette")
-    uvicorn = pytest.importorskip("uvicorn")
-    requests = pytest.importorskip("requests")
+    pytest.importorskip("starlette", reason="onnx-run serve needs the serve extra: pip install -e '.[serve]'")
+    uvicorn = pytest.importorskip("uvicorn", reason="onnx-run serve needs the serve extra: pip install -e '.[serve]'")
+    requests = pytest.importorskip("requests", reason="the serve tests' client needs requests (test extra)")
     import socket
     import threading
     from onnxkit.serve import create_app

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("sklearn", reason="the bundled datasets ship with scikit-learn: pip install -e '.[train]'")
 
 from onnxkit import workflow  # noqa: E402
 from onnxkit.models import data  # noqa: E402
