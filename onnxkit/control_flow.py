@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper
 
 from . import dtypes
 from .dims import Dim, format_shape
+from .emit import rename
 from .tensor import Node, Tensor, apply, const
 
 _GRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -127,40 +128,6 @@ def merge_outer(*bodies):
             b.outer = {renames.get(name, name): t for name, t in b.outer.items()}
         outer.update(b.outer)
     return outer
-
-
-def rename(graph, env, prefix=None):
-    """A copy of `graph` where names defined in it (at any depth) get `prefix` and free names are
-    looked up in `env` (old -> new), so every emitted subgraph has names of its own (ONNX forbids a
-    subgraph to redefine a name of an enclosing graph)."""
-    g = onnx.GraphProto()
-    g.CopyFrom(graph)
-    env = dict(env)
-
-    def define(name):
-        if name and prefix:
-            env[name] = prefix + name
-        return env.get(name, name) if name else name
-
-    for vi in g.input:
-        vi.name = define(vi.name)
-    for t in g.initializer:
-        t.name = define(t.name)
-    for n in g.node:
-        n.input[:] = [env.get(i, i) if i else i for i in n.input]
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                a.g.CopyFrom(rename(a.g, env, prefix))
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                subs = [rename(s, env, prefix) for s in a.graphs]
-                del a.graphs[:]
-                a.graphs.extend(subs)
-        n.output[:] = [define(o) for o in n.output]
-        if prefix and n.name:
-            n.name = prefix + n.name
-    for vi in list(g.output) + list(g.value_info):
-        vi.name = env.get(vi.name, vi.name)
-    return g
 
 
 # ----- replaying a GraphProto on Tensors (gradient rules) -------------------------------------------

@@ -1,5 +1,6 @@
 """Turn part of the Tensor DAG into an onnx.ModelProto: topological order, names, structure key."""
 import numpy as np
+import onnx
 from onnx import helper, numpy_helper
 
 from . import dtypes
@@ -103,9 +104,42 @@ def structure_key(nodes, leaves, outputs):
     return tuple(parts)
 
 
+def rename(graph, env, prefix=None):
+    """A copy of `graph` where names defined in it (at any depth) get `prefix` and free names are
+    looked up in `env` (old -> new), so every emitted subgraph has names of its own (ONNX forbids a
+    subgraph to redefine a name of an enclosing graph)."""
+    g = onnx.GraphProto()
+    g.CopyFrom(graph)
+    env = dict(env)
+
+    def define(name):
+        if name and prefix:
+            env[name] = prefix + name
+        return env.get(name, name) if name else name
+
+    for vi in g.input:
+        vi.name = define(vi.name)
+    for t in g.initializer:
+        t.name = define(t.name)
+    for n in g.node:
+        n.input[:] = [env.get(i, i) if i else i for i in n.input]
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                a.g.CopyFrom(rename(a.g, env, prefix))
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                subs = [rename(s, env, prefix) for s in a.graphs]
+                del a.graphs[:]
+                a.graphs.extend(subs)
+        n.output[:] = [define(o) for o in n.output]
+        if prefix and n.name:
+            n.name = prefix + n.name
+    for vi in list(g.output) + list(g.value_info):
+        vi.name = env.get(vi.name, vi.name)
+    return g
+
+
 def _renamed_subgraphs(attrs, renames):
     """attrs with the outer-scope names its subgraphs read renamed (old -> new)."""
-    from .control_flow import rename
     out = {}
     for k, v in attrs.items():
         if isinstance(v, list) and v and hasattr(v[0], "node"):
