@@ -230,21 +230,26 @@ class Trainer:
             arr = arr.astype(self._float_dtype)
         return np.asarray(arr, order="C")
 
+    def _prepare_step(self, example):
+        """Build (or reuse) the graph for batches like `example` ([*inputs, target]), refresh the bound
+        values and write this step's hyperparameters, step and seed; returns (leaves, graph, step)."""
+        values = [self.optimizer.hyper_values(group) for group in self.optimizer.param_groups]
+        self._ensure(example[:-1], example[-1], values=values)
+        leaves = self._refresh()
+        step = self.step_count + 1
+        for arr, gi, key in self._hp_index:
+            arr[...] = values[gi][key]
+        self._scalars["step"][...] = step
+        self._scalars["seed"][...] = self.seed
+        return leaves, self._graph, step
+
     def step(self, *inputs_and_target):
         """One training step on a batch (the last argument is the target); returns the loss.
         A non-finite loss raises FloatingPointError and leaves the values of before the step."""
         if len(inputs_and_target) < 2:
             raise TypeError("step(*inputs, target) needs at least one input and the target")
         arrays = [self._batch(a) for a in inputs_and_target]
-        values = [self.optimizer.hyper_values(group) for group in self.optimizer.param_groups]
-        self._ensure(arrays[:-1], arrays[-1], values=values)
-        leaves = self._refresh()
-        g = self._graph
-        step = self.step_count + 1
-        for arr, gi, key in self._hp_index:
-            arr[...] = values[gi][key]
-        self._scalars["step"][...] = step
-        self._scalars["seed"][...] = self.seed
+        leaves, g, step = self._prepare_step(arrays)
         b, bound = self._bindings[self._cur], self._bound[self._cur]
         for k, (name, arr) in enumerate(zip(self._data_names, arrays)):
             if bound[k] is not arr:  # the binding keeps a reference: rebinding the same array is skipped

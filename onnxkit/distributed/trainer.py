@@ -178,16 +178,8 @@ class DistributedTrainer(Trainer):
         return self._step(arrays, n / global_size if self._mean_reduced() else 1.0, arrays)
 
     def _step(self, local, weight, example):
-        values = [self.optimizer.hyper_values(group) for group in self.optimizer.param_groups]
         ex = local if len(local[-1]) else [a[:1] for a in example]  # an empty shard builds from any row
-        self._ensure(ex[:-1], ex[-1], values=values)
-        leaves = self._refresh()
-        g = self._graph
-        step = self.step_count + 1
-        for arr, gi, key in self._hp_index:
-            arr[...] = values[gi][key]
-        self._scalars["step"][...] = step
-        self._scalars["seed"][...] = self.seed
+        leaves, g, step = self._prepare_step(ex)
         j = self._cur
         t0 = time.perf_counter()
         if len(local[-1]):
