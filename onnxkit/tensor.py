@@ -141,7 +141,7 @@ class Tensor:
     """A node output or a leaf. Leaves hold a numpy value (`ok.tensor`, parameters, constants) or
     are symbolic graph inputs (`ok.Input`)."""
     __slots__ = ("node", "index", "_value", "_shape", "dtype", "requires_grad", "grad", "name", "kind",
-                 "_zero", "_version", "_consumers", "_base", "_data_of", "_hooks", "__weakref__")
+                 "_zero", "_consumers", "_base", "_data_of", "_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
     def __init__(self, dtype, shape, node=None, index=0, value=None, kind="op", name=None, requires_grad=False):
@@ -150,7 +150,6 @@ class Tensor:
         self._shape = None if shape is None else tuple(shape)
         self.kind, self.name, self.requires_grad, self.grad = kind, name, requires_grad, None
         self._zero = False
-        self._version = 0
         self._consumers = None  # weak references to the nodes that read this tensor
         self._base = None  # for a snapshot of a leaf's earlier value: the leaf (gradients go to it)
         self._data_of = None  # for `t.data`: the tensor whose value in-place ops on this one change
@@ -302,7 +301,6 @@ class Tensor:
         self._value = arr
         self._shape = tuple(arr.shape)
         self._zero = False
-        self._version += 1
 
     def _split_version(self, built_before=None):
         """Rewire the live nodes that read this tensor (built before `built_before`, a Node.seq; all when
@@ -352,7 +350,7 @@ class Tensor:
         self._split_version()
         self.node, self.index, self.kind, self._value = new.node, new.index, "op", None
         self._shape, self.requires_grad, self._zero = new._shape, new.requires_grad, False
-        self._consumers, self._version = new._consumers, self._version + 1
+        self._consumers = new._consumers
         new.node.outputs[new.index] = self
         return self
 
