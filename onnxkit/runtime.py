@@ -8,6 +8,7 @@ import numpy as np
 
 from .dims import format_shape
 from .emit import build_model, structure_key, topo
+from .macro import expand_macros, unkeyable
 from .tensor import Node
 
 _providers_cache = {}
@@ -239,10 +240,19 @@ def _compile(outputs, nodes, leaves):
     """A session for the graph (ReferenceEvaluator where onnxruntime lacks a kernel) and the input
     names of the fed leaves in leaf order."""
     fed = {id(t): f"in{i}" for i, t in enumerate(leaves) if t.kind != "const"}
+    fed_order = [fed[id(t)] for t in leaves if id(t) in fed]  # the order evaluate feeds them in
     unbound = [t.name for t in leaves if t.kind == "input"]
     if unbound:
         raise ValueError(f"cannot evaluate: the result depends on the unbound Input(s) {unbound}; "
                          "run it through ok.export(...) and ok.Session, or call the model on ok.tensor values")
+    if expand_macros(nodes):  # first run of this structure: build what its macros stand for
+        nodes, leaves_now = topo(outputs, cut_evaluated=True)
+        baked = [t for t in leaves_now if t.kind == "value" and id(t) not in fed]
+        if baked:
+            raise RuntimeError(f"internal error: a macro expansion read {len(baked)} value(s) that are not "
+                               "inputs of the macro")
+        now = {id(t) for t in leaves_now}  # fed leaves the real graph no longer reads stay graph inputs
+        leaves = leaves_now + [t for t in leaves if id(t) in fed and id(t) not in now]
     model, _ = build_model(outputs, fed=fed, cut_evaluated=True, declare_output_shapes=False,
                            nodes_leaves=(nodes, leaves))
     try:
@@ -257,7 +267,7 @@ def _compile(outputs, nodes, leaves):
         warnings.warn(f"onnxruntime has no kernel for part of this graph ({str(e).split(':')[-1].strip()}); "
                       "evaluating it with onnx.reference.ReferenceEvaluator (slow)", RuntimeWarning, stacklevel=4)
         sess = ReferenceEvaluator(model)
-    return sess, [fed[id(t)] for t in leaves if id(t) in fed]
+    return sess, fed_order
 
 
 def evaluate(targets):
@@ -283,6 +293,8 @@ def evaluate(targets):
         nodes, leaves = topo(outputs, cut_evaluated=True)
     if not outputs:
         return []
+    if expand_macros(unkeyable(nodes)):
+        nodes, leaves = topo(outputs, cut_evaluated=True)
     key = (default_device, structure_key(nodes, leaves, outputs))  # sessions hold their device's provider
     entry = _compiled.get(key)
     if entry is None:

@@ -98,7 +98,7 @@ class Node:
     """One ONNX op application: op type, domain, attributes (Python values), inputs, outputs.
     `effects` holds (leaf, Tensor) buffer updates applied when the node is first evaluated."""
     __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out",
-                 "custom", "seq", "opset", "__weakref__")
+                 "custom", "seq", "opset", "macro", "__weakref__")
     _ids = itertools.count()
 
     def __init__(self, op_type, inputs, attrs=None, domain="", outer=None, n_out=1):
@@ -113,6 +113,7 @@ class Node:
         self.n_out = n_out
         self.custom = None  # (Function call, output index) for autodiff.Function outputs
         self.opset = None  # the default-domain opset a node replayed from a newer imported model needs
+        self.macro = None  # for a macro node (onnxkit.macro): the function that builds what it stands for
         me = weakref.ref(self)
         for t in self.inputs:
             if t is not None:

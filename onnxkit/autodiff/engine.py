@@ -165,15 +165,59 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
 
 
 def backward(t, gradient=None, create_graph=False):
-    """Tensor.backward: accumulate into `.grad` of every leaf that requires grad."""
+    """Tensor.backward: accumulate into `.grad` of every leaf that requires grad. Without create_graph the
+    gradient graph is recorded as one macro node, built when a graph reading it is first compiled."""
+    deferred = None if create_graph else _deferred_grads(t, gradient)
     ctx = enable_grad() if create_graph else no_grad()
     with ctx:
-        grads, leaves = _backprop([t], [gradient])
-        for leaf in leaves:
-            g = _hooked(leaf, grads)
+        if deferred is None:
+            grads, leaves = _backprop([t], [gradient])
+            deferred = [(leaf, _hooked(leaf, grads)) for leaf in leaves]
+        for leaf, g in deferred:
             if g is None or not leaf.requires_grad:
                 continue
             if leaf.grad is None or leaf.grad._zero:
                 leaf.grad = g
             else:
                 leaf.grad = leaf.grad + g
+
+
+def _deferred_grads(out, gradient):
+    """[(leaf, gradient)] with the gradients as outputs of one macro node, so that a define-by-run step
+    that repeats its structure skips building its backward graph; None where the eager walk must run
+    (hooks, autodiff.Function, unknown shapes, or errors it reports)."""
+    from ..macro import macro
+    if not out.requires_grad or (gradient is None and (out._shape is None or any(d != 1 for d in out._shape))):
+        return None
+    nodes, leaves = topo([out])
+    reached = {id(out)}  # tensors a gradient reaches: the walk of _backprop, without building anything
+    for node in reversed(nodes):
+        if not any(id(o) in reached for o in node.outputs):
+            continue
+        if node.custom or any(o._hooks for o in node.outputs):
+            return None
+        if lookup(node) is None:
+            continue
+        for i in (node.inputs + list(node.outer.values()) if node.outer else node.inputs):
+            if i is not None and i.requires_grad:
+                reached.add(id(i))
+    bases, firsts = {}, []
+    for leaf in leaves:
+        base = leaf if leaf._base is None else leaf._base
+        if id(leaf) in reached and id(base) not in bases:
+            if base._hooks or leaf._hooks or base._shape is None or not base.requires_grad:
+                return None
+            bases[id(base)] = base
+            firsts.append(leaf)
+    bases = list(bases.values())
+    if not bases:
+        return []
+    seed = () if gradient is None else (_seed(out, gradient),)  # checked now, as the eager walk does
+    cone = [o for n in nodes for o in n.outputs]
+
+    def expand(o, *rest):
+        grads, _ = _backprop([o], [rest[0] if seed else None])
+        return [grads[id(b)] if grads.get(id(b)) is not None else const(np.zeros(b._shape), b.dtype) for b in bases]
+    outs = macro(("backward", len(seed), len(bases)), [out, *seed, *firsts], [(b.dtype, b._shape) for b in bases],
+                 expand, keyable=lambda: all(o._value is None for o in cone))
+    return list(zip(bases, outs))

@@ -234,13 +234,35 @@ class Optimizer:
                     st["step"] += 1
                     by_step.setdefault(st["step"], []).append((p, p.grad, st))
                 for n, items in by_step.items():
-                    h = {k: tensor(np.float64(v)) for k, v in self.hyper_values(group).items()}
-                    news = self.build_updates(group, h, tensor(np.float64(n)), items)
-                    for (p, _, st), (new_p, new_state) in zip(items, news):
+                    for (p, _, st), (new_p, new_state) in zip(items, self._recorded_updates(group, n, items)):
                         p._assign(new_p)
                         for slot, v in new_state.items():
                             st[slot]._assign(v)
         return loss
+
+    def _recorded_updates(self, group, step, items):
+        """build_updates recorded as one macro node (onnxkit.macro) whose inputs are the hyperparameters,
+        the step, and each parameter, gradient and state slot: a define-by-run loop whose steps repeat
+        their structure builds the update graph once."""
+        from ..macro import macro
+        values = self.hyper_values(group)
+        names, slots = list(values), self.slots(group)
+        inputs = [tensor(np.float64(values[k])) for k in names] + [tensor(np.float64(step))]
+        for p, g, st in items:
+            inputs += [p, g] + [st[s] for s in slots]
+
+        def expand(*args):
+            h, args = dict(zip(names, args)), args[len(names):]
+            step_t, args, its = args[0], args[1:], []
+            for i, (_, _, st) in enumerate(items):
+                p, g, *vals = args[i * (2 + len(slots)):(i + 1) * (2 + len(slots))]
+                its.append((p, g, {**st, **dict(zip(slots, vals))}))
+            news = self.build_updates(group, h, step_t, its)
+            return [t for new_p, new_state in news for t in (new_p, *(new_state[s] for s in slots))]
+        types = [(t.dtype, t._shape) for p, _, st in items for t in (p, *(st[s] for s in slots))]
+        key = ("optimizer", type(self).__qualname__, self.structure(group, values), tuple(slots), len(items))
+        outs = iter(macro(key, inputs, types, expand))
+        return [(next(outs), {s: next(outs) for s in slots}) for _ in items]
 
     # ----- state dicts ---------------------------------------------------------------------------
     def _sync(self):
