@@ -1,11 +1,13 @@
-"""Training-step time of the same training artifacts driven by Python onnxruntime, onnxruntime-node
-and (for the demo MLP, whose page draws 2-D decision regions) Chromium's onnxruntime-web WASM, in one
-run. LeNet-5 on digits (batch 64, SGD momentum) and the demo's spiral MLP (batch 64, Adam).
+"""ms/step of the demo's LeNet-5 training artifacts in Python onnxruntime, onnxruntime-node and Chromium WASM.
+
+One run drives the same artifacts with all three: the browser demo's LeNet-5 on the digits
+(js/demo/make_artifacts.py: Conv2d, MaxPool2d, Dropout, Adam; batch 64, 1x28x28), onnxruntime-web's
+WASM backend with 1 thread.
 
     bash scripts/setup_js.sh && python bench/js_step.py [--steps 50] [--repeats 3]
 
-Prints ms/step (median of the repeats) and the ratio to Python onnxruntime. Node and Chromium times
-include their own session start-up amortized over --steps (measured inside each driver's loop)."""
+Prints ms/step (median of the repeats) and the ratio to Python onnxruntime (1 intra-op thread). Node and
+Chromium times are measured inside each driver's loop, so they include the first step's warm-up."""
 import argparse
 import json
 import os
@@ -18,21 +20,6 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-
-
-def lenet_artifacts(out, batches=8, batch_size=64):
-    import onnxkit as ok
-    from onnxkit import nn, optim
-    from onnxkit.models.data import load_digits
-    from onnxkit.models.lenet import LeNet5
-    x, y, _, _ = load_digits()
-    xb = x[: batches * batch_size].reshape(batches, batch_size, 1, 28, 28)
-    yb = y[: batches * batch_size].reshape(batches, batch_size)
-    ok.manual_seed(0)
-    m = LeNet5()
-    meta = ok.training_artifacts(m, nn.CrossEntropyLoss(), optim.SGD(m.parameters(), lr=1e-2, momentum=0.9),
-                                 xb[0], yb[0], out)
-    ok.save({meta["data"][0]: xb, meta["target"]: yb}, os.path.join(out, "batches.safetensors"))
 
 
 def python_ms(folder, steps):
@@ -74,24 +61,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batches", type=int, default=8, help="training batches of 64 in the artifacts")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        lenet, mlp = os.path.join(tmp, "lenet"), os.path.join(tmp, "mlp")
-        lenet_artifacts(lenet)
-        subprocess.run([sys.executable, os.path.join(ROOT, "js", "demo", "make_artifacts.py"), mlp], check=True,
-                       capture_output=True)
-        runs = [("lenet", "python", python_ms, lenet), ("lenet", "node", node_ms, lenet),
-                ("mlp", "python", python_ms, mlp), ("mlp", "node", node_ms, mlp), ("mlp", "chromium-wasm", chromium_ms, mlp)]
-        times = {(w, d): [] for w, d, _, _ in runs}
+        lenet = os.path.join(tmp, "lenet")
+        subprocess.run([sys.executable, os.path.join(ROOT, "js", "demo", "make_artifacts.py"), lenet, "--batches",
+                        str(args.batches)], check=True, capture_output=True)
+        runs = [("python", python_ms), ("node", node_ms), ("chromium-wasm", chromium_ms)]
+        times = {d: [] for d, _ in runs}
         for _ in range(args.repeats):  # interleaved
-            for w, d, fn, folder in runs:
-                times[w, d].append(fn(folder, args.steps))
-        for w in ("lenet", "mlp"):
-            base = float(np.median(times[w, "python"]))
-            for (ww, d), v in times.items():
-                if ww == w:
-                    med = float(np.median(v))
-                    print(f"{w:6s} {d:14s} {med:8.2f} ms/step  ratio to python onnxruntime {med / base:5.2f}x")
+            for d, fn in runs:
+                times[d].append(fn(lenet, args.steps))
+        base = float(np.median(times["python"]))
+        for d, v in times.items():
+            med = float(np.median(v))
+            print(f"lenet5-digits {d:14s} {med:8.2f} ms/step  ratio to python onnxruntime {med / base:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """onnxkit-train (js/): the same training artifacts driven by onnxruntime-node and by onnxruntime-web in
-headless Chromium give Python's losses, and the state they export round-trips into the Python driver.
+headless Chromium give Python's losses (the onnxruntime driver's and ok.Trainer(random_in_graph=True)'s),
+the state they export round-trips into both, and the LeNet-5 digits demo page trains, charts, scores and
+classifies a digit drawn with the mouse.
 
 Needs node, js/node_modules and (for the browser tests) Debian's chromium: `bash scripts/setup_js.sh`
 installs them and scripts/test.sh runs it first; without them these tests skip and say why."""
+import importlib.util
 import json
 import os
 import shutil
@@ -54,18 +57,43 @@ def artifacts(tmp_path_factory):
     return _write(tmp_path_factory.mktemp("js-artifacts"), 0.5)
 
 
-def reference(folder, steps, state=None, first=None):
-    """tests/test_artifacts.py's `drive` with a batch per step: Python onnxruntime, meta.json and the state file."""
-    import onnxruntime as ort
+def _demo_module():
+    """js/demo/make_artifacts.py as a module (the LeNet-5 digits demo's model and data)."""
+    spec = importlib.util.spec_from_file_location("js_demo_make_artifacts", JS / "demo" / "make_artifacts.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """The demo's LeNet-5 digits artifacts (4 training batches of 64, Adam) and its module."""
+    pytest.importorskip("sklearn", reason="the digits demo needs scikit-learn (the test extra)")
+    mod = _demo_module()
+    folder = tmp_path_factory.mktemp("js-digits")
+    mod.main([str(folder), "--batches", "4"])
+    return folder, mod
+
+
+def _batches(folder):
     meta = json.loads((folder / "meta.json").read_text())
+    b = load_state_dict_file(folder / "batches.safetensors")
+    return meta, b[meta["data"][0]], b[meta["target"]]
+
+
+def reference(folder, steps, state=None, first=None):
+    """tests/test_artifacts.py's `drive` with a batch per step (from the folder's batches.safetensors):
+    Python onnxruntime, meta.json and the state file."""
+    import onnxruntime as ort
+    meta, xb, yb = _batches(folder)
     state = dict(load_state_dict_file(state or folder / meta["state_file"]))
     sess = ort.InferenceSession(str(folder / meta["training_model"]))
     names = [o.name for o in sess.get_outputs()]
     first = meta["step"]["first"] if first is None else first
     losses = []
     for step in range(first, first + steps):
-        k = (step - meta["step"]["first"]) % len(XB)
-        feeds = {meta["data"][0]: XB[k], meta["target"]: YB[k], meta["step"]["input"]: np.array(step, np.int64),
+        k = (step - meta["step"]["first"]) % len(xb)
+        feeds = {meta["data"][0]: xb[k], meta["target"]: yb[k], meta["step"]["input"]: np.array(step, np.int64),
                  meta["seed"]["input"]: np.array(meta["seed"]["value"], np.int64)}
         feeds.update({n: np.array(v, np.float64) for n, v in meta["hyperparameters"].items()})
         feeds.update(state)
@@ -100,20 +128,47 @@ def _next_step(path):
     return int(json.loads(raw[8:8 + n])["__metadata__"]["onnxkit-train.next_step"])
 
 
-def _check_state(path, folder, want):
+def _check_state(path, folder, want, tol=TOL):
     """An exported state file: the training inputs' keys, dtypes and shapes, the reference's values."""
     got = load_state_dict_file(path)
     orig = load_state_dict_file(folder / "state.safetensors")
     assert list(got) == list(orig)
     for k, v in got.items():
         assert v.dtype == orig[k].dtype and v.shape == orig[k].shape, k
-        np.testing.assert_allclose(v, want[k], err_msg=k, **TOL)
+        np.testing.assert_allclose(v, want[k], err_msg=k, **tol)
+
+
+def ok_trainer(folder, model, optimizer, steps, state=None):
+    """ok.Trainer's losses on the folder's batches, dropout hashed in the graph from the artifacts' seed and
+    step as training.onnx does (random_in_graph=True, seed=meta.seed.value). `state`: a state.safetensors
+    (keys = the training inputs, e.g. one exported from JS) loaded into model and optimizer first, through
+    ok.load_state_dict_file and the usual load_state_dict calls; the Trainer then continues from its step."""
+    meta, xb, yb = _batches(folder)
+    first = meta["step"]["first"]
+    if state is not None:
+        sd = load_state_dict_file(state)
+        entries = meta["state"]
+        model.load_state_dict({e["key"]: sd[e["input"]] for e in entries if e["kind"] != "optimizer"})
+        params = dict(model.named_parameters())
+        index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+        from safetensors import safe_open
+        with safe_open(str(state), "np") as f:  # steps the exported state has taken (docs/js.md)
+            taken = int(f.metadata()["onnxkit-train.next_step"]) - first
+        slots = {}
+        for e in entries:
+            if e["kind"] == "optimizer":
+                key, slot = e["key"].rsplit("/", 1)
+                slots.setdefault(index[id(params[key])], {"step": taken})[slot] = sd[e["input"]]
+        optimizer.load_state_dict({"state": slots, "param_groups": optimizer.state_dict()["param_groups"]})
+    tr = ok.Trainer(model, nn.CrossEntropyLoss(), optimizer, random_in_graph=True, seed=meta["seed"]["value"])
+    start = tr.step_count
+    return [tr.step(xb[(start + i) % len(xb)], yb[(start + i) % len(xb)]) for i in range(steps)]
 
 
 @needs_node
 def test_node_follows_ok_trainer_without_dropout(tmp_path):
-    """ok.Trainer draws dropout masks its own way (not the artifacts' seed/step hash), so the Trainer
-    comparison is on the same MLP with Dropout(0): Node's losses equal ok.Trainer's."""
+    """The MLP with Dropout(0) and ok.Trainer's default host-side random draws (random_in_graph=False):
+    Node's losses equal ok.Trainer's."""
     folder = _write(tmp_path, 0.0)
     m = _model(0.0)
     tr = ok.Trainer(m, nn.CrossEntropyLoss(), optim.Adam(m.parameters(), lr=1e-2))
@@ -121,6 +176,25 @@ def test_node_follows_ok_trainer_without_dropout(tmp_path):
     r = json.loads(_run([NODE, "demo/node-demo.js", str(folder), "--steps", str(STEPS), "--json"], 120))
     print("node vs ok.Trainer max |diff|:", np.abs(np.array(r["losses"]) - want).max())
     np.testing.assert_allclose(r["losses"], want, **TOL)
+
+
+@needs_node
+def test_node_follows_ok_trainer_with_dropout_and_state_loads_back(artifacts, tmp_path):
+    """Dropout(0.5): ok.Trainer(random_in_graph=True, seed=meta.seed.value) hashes the same masks from seed
+    and step as training.onnx, so Node's first 20 losses equal it. (ok.Trainer's seed defaults to a random
+    draw, so without seed= the masks, and the losses, differ.) Node's exported state.safetensors, loaded into
+    a fresh model and optimizer through ok.load_state_dict_file, makes ok.Trainer continue the trajectory."""
+    m = _model(0.5)
+    want = ok_trainer(artifacts, m, optim.Adam(m.parameters(), lr=1e-2), STEPS + 5)
+    saved = tmp_path / "node-state.safetensors"
+    r = json.loads(_run([NODE, "demo/node-demo.js", str(artifacts), "--steps", str(STEPS), "--save", str(saved),
+                         "--json"], 120))
+    print("node vs ok.Trainer(random_in_graph=True) max |diff|:", np.abs(np.array(r["losses"]) - want[:STEPS]).max())
+    np.testing.assert_allclose(r["losses"], want[:STEPS], **TOL)
+    assert len(set(np.round(r["losses"], 6))) == STEPS
+    m2 = _model(0.5)
+    cont = ok_trainer(artifacts, m2, optim.Adam(m2.parameters(), lr=1e-2), 5, state=saved)
+    np.testing.assert_allclose(cont, want[STEPS:], **TOL)
 
 
 @needs_node
@@ -176,3 +250,75 @@ def test_node_rejects_other_formats(artifacts, tmp_path):
     proc = subprocess.run([NODE, "demo/node-demo.js", str(bad), "--steps", "1"], cwd=JS, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode != 0 and "onnxkit-training/1" in proc.stderr
+
+
+@needs_node
+def test_node_lenet_digits_follows_ok_trainer(digits):
+    """The demo's LeNet-5 (Conv2d, MaxPool2d, Dropout, Adam) on the digits: Node equals ok.Trainer."""
+    folder, mod = digits
+    m = mod.lenet5()
+    want = ok_trainer(folder, m, optim.Adam(m.parameters(), lr=2e-3), STEPS)
+    r = json.loads(_run([NODE, "demo/node-demo.js", str(folder), "--steps", str(STEPS), "--json"], 180))
+    print("lenet: node vs ok.Trainer max |diff|:", np.abs(np.array(r["losses"]) - want).max(),
+          f"{r['ms_per_step']:.2f} ms/step")
+    np.testing.assert_allclose(r["losses"], want, **TOL)
+    assert r["losses"][-1] < r["losses"][0]
+
+
+@needs_node
+def test_drawing_becomes_the_training_inputs(digits):
+    """js/demo/digits.js turns a 32x32 bitmap into the model input as make_artifacts.py scales the digits:
+    a bitmap whose 4x4 block counts are a held-out 8x8 digit gives that digit's training-style input."""
+    from sklearn.datasets import load_digits
+    folder, mod = digits
+    prep = json.loads((folder / "digits.json").read_text())
+    _, _, x_test, _, _ = mod.digits(prep["size"])
+    images = load_digits().images.astype(np.int64)[np.random.default_rng(0).permutation(1797)][-len(x_test):]
+    bitmaps = []
+    for img in images[:3]:  # on-pixels: the first `count` of each 4x4 block
+        bm = np.zeros((8, 4, 8, 4), np.int64)
+        for (r, c), n in np.ndenumerate(img):
+            bm[r, :, c, :].flat[:n] = 1
+        bitmaps.append(bm.reshape(32, 32).ravel().tolist())
+    script = ("import { bitmapToInput } from './demo/digits.js';"
+              f"const prep = {json.dumps(prep)}; const bitmaps = {json.dumps(bitmaps)};"
+              "console.log(JSON.stringify(bitmaps.map((b) => Array.from(bitmapToInput(b, prep).input))));")
+    got = np.array(json.loads(_run([NODE, "--input-type=module", "-e", script], 60)))
+    np.testing.assert_allclose(got.reshape(-1, 1, prep["size"], prep["size"]), x_test[:3], rtol=0, atol=1e-5)
+
+
+@needs_node
+@needs_chromium
+def test_browser_lenet_digits_demo(digits, tmp_path):
+    """The demo page on the LeNet-5 digits artifacts, headless Chromium with WASM: the first 20 losses equal
+    Python's (onnxruntime and ok.Trainer), the page shows the loss curve and the held-out accuracy, the
+    drawing canvas and prediction elements exist, a "7" drawn with the mouse is classified (a class and
+    10 probabilities), and the exported state continues the trajectory in ok.Trainer."""
+    folder, mod = digits
+    want, want_state = reference(folder, STEPS)
+    m = mod.lenet5()
+    whole = ok_trainer(folder, m, optim.Adam(m.parameters(), lr=2e-3), STEPS + 5)
+    np.testing.assert_allclose(whole[:STEPS], want, **TOL)
+    saved, shot = tmp_path / "browser-state.safetensors", tmp_path / "digits-page.png"
+    r = json.loads(_run([NODE, "demo/browser-run.js", str(folder), "--steps", str(STEPS), "--save", str(saved),
+                         "--screenshot", str(shot), "--chromium", CHROMIUM, "--timeout", "150"], 180))
+    assert r["error"] is None and r["ep"] == "wasm", r
+    got = np.array(r["losses"])
+    print("lenet: chromium-wasm vs python max |diff|:", np.abs(got - want).max(), f"{r['ms_per_step']:.2f} ms/step")
+    np.testing.assert_allclose(got, want, **TOL)
+    page = r["page"]
+    assert page["lossPoints"] == STEPS and page["accuracyText"].endswith("%")
+    assert "360 held-out" in page["accuracyLabel"]
+    assert page["canDraw"] and all(page["elements"].values()), page
+    assert 0 <= r["accuracy"] <= 1
+    drawn = r["drawn"]
+    assert drawn and drawn["ink"] > 0 and drawn["rows"] == 10 and drawn["text"] == str(drawn["label"]), drawn
+    assert len(drawn["probabilities"]) == 10 and abs(sum(drawn["probabilities"]) - 1) < 1e-5
+    assert drawn["label"] == int(np.argmax(drawn["probabilities"]))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # WASM's conv/GEMM kernels round differently from x86's; Adam's m / (sqrt(v) + eps) magnifies that in the
+    # few weights whose gradients stay near zero: ~2e-6 apart after 20 steps, while the losses stay within TOL
+    _check_state(saved, folder, want_state, tol=dict(rtol=1e-4, atol=1e-5))
+    m2 = mod.lenet5()
+    cont = ok_trainer(folder, m2, optim.Adam(m2.parameters(), lr=2e-3), 5, state=saved)
+    np.testing.assert_allclose(cont, whole[STEPS:], **TOL)

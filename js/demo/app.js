@@ -1,15 +1,18 @@
 // The browser demo: fetch the artifacts and batches, train with onnxruntime-web, chart the loss, show the
-// accuracy and the decision regions of eval.onnx. Query: ?artifacts=URL (default /data/), steps=N,
-// auto=1 (train on load), threads=N (WASM threads), ep=webgpu. window.onnxkitDemo exposes the results.
+// accuracy of eval.onnx, and classify digits drawn on a canvas (when the folder has digits.json, as
+// make_artifacts.py writes). Query: ?artifacts=URL (default /data/), steps=N, auto=1 (train on load),
+// threads=N (WASM threads), ep=webgpu. window.onnxkitDemo exposes the results.
 import { loadTrainer, ort } from '../src/web.js';
 import { readBatches } from './batches.js';
+import { bitmapToInput, drawingToBitmap, softmax } from './digits.js';
 
 const q = new URLSearchParams(location.search);
-const base = q.get('artifacts') || '/data/';
+const base = new URL(q.get('artifacts') || '/data/', location.href);
 const $ = (id) => document.getElementById(id);
-const COLORS = [[230, 85, 13], [49, 130, 189], [49, 163, 84]];
-const demo = { ready: false, done: false, error: null, losses: [], accuracy: null, ep: window.ONNXKIT_EP };
+const demo = { ready: false, done: false, error: null, losses: [], accuracy: null, ep: window.ONNXKIT_EP,
+  canDraw: false, prediction: null };
 window.onnxkitDemo = demo;
+const EPOCHS = 5;
 
 function drawLoss(losses) {
   const c = $('loss'), g = c.getContext('2d'), w = c.width, h = c.height, pad = 36;
@@ -28,34 +31,12 @@ function drawLoss(losses) {
 }
 
 const argmax = (d, i, k) => { let b = 0; for (let j = 1; j < k; j++) if (d[i * k + j] > d[i * k + b]) b = j; return b; };
-const toPx = (v, size) => ((v + 1.2) / 2.4) * size;
 
-async function drawRegions(trainer, points) {
-  const c = $('regions'), g = c.getContext('2d'), n = 60, cell = c.width / n;
-  const grid = new Float32Array(n * n * 2);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    grid[(i * n + j) * 2] = -1.2 + (2.4 * (j + 0.5)) / n;
-    grid[(i * n + j) * 2 + 1] = 1.2 - (2.4 * (i + 0.5)) / n;
-  }
-  const out = await trainer.evaluate({ data: grid, dims: [n * n, 2] });
-  const k = out.dims[1];
-  for (let i = 0; i < n * n; i++) {
-    const [r, gr, b] = COLORS[argmax(out.data, i, k) % COLORS.length];
-    const tint = (v) => Math.round(255 - (255 - v) * 0.3); // opaque pastel: no seams between cells
-    g.fillStyle = `rgb(${tint(r)},${tint(gr)},${tint(b)})`;
-    g.fillRect((i % n) * cell, Math.floor(i / n) * cell, cell + 1, cell + 1);
-  }
-  for (const [x, y, label] of points) {
-    const [r, gr, b] = COLORS[label % COLORS.length];
-    g.fillStyle = `rgb(${r},${gr},${b})`;
-    g.beginPath(); g.arc(toPx(x, c.width), c.height - toPx(y, c.height), 2.2, 0, 7); g.fill();
-  }
-}
-
+/** Accuracy of eval.onnx on the held-out split when the batch file has one, else on all training batches. */
 async function accuracy(trainer, batches) {
+  const sets = batches.test ? [batches.test] : Array.from({ length: batches.count }, (_, i) => batches.at(i));
   let right = 0, total = 0;
-  for (let i = 0; i < batches.count; i++) {
-    const { batch, target } = batches.at(i);
+  for (const { batch, target } of sets) {
     const out = await trainer.evaluate(batch);
     const k = out.dims[1];
     for (let r = 0; r < out.dims[0]; r++) { right += argmax(out.data, r, k) === Number(target.data[r]); total++; }
@@ -67,6 +48,76 @@ function toBase64(bytes) {
   let s = '';
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(s);
+}
+
+async function fetchBytes(name) {
+  const r = await fetch(new URL(name, base));
+  if (!r.ok) throw new Error(`GET ${name}: ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+/** The drawing canvas: pointer strokes (mouse, touch, pen); `onStroke` runs when a stroke ends. */
+function setUpDrawing(prep, onStroke) {
+  const c = $('draw'), g = c.getContext('2d', { willReadFrequently: true });
+  g.lineCap = g.lineJoin = 'round';
+  g.lineWidth = Math.round(c.width / 8); // thick, like the digits' strokes
+  g.strokeStyle = '#000';
+  let last = null;
+  const at = (ev) => {
+    const r = c.getBoundingClientRect();
+    return [((ev.clientX - r.left) * c.width) / r.width, ((ev.clientY - r.top) * c.height) / r.height];
+  };
+  c.addEventListener('pointerdown', (ev) => {
+    c.setPointerCapture(ev.pointerId);
+    last = at(ev);
+    g.beginPath(); g.moveTo(...last); g.lineTo(...last); g.stroke();
+  });
+  c.addEventListener('pointermove', (ev) => {
+    if (!last) return;
+    const p = at(ev);
+    g.beginPath(); g.moveTo(...last); g.lineTo(...p); g.stroke();
+    last = p;
+  });
+  const end = () => { if (last) { last = null; onStroke(); } };
+  c.addEventListener('pointerup', end);
+  c.addEventListener('pointercancel', end);
+  $('clear').onclick = () => {
+    g.clearRect(0, 0, c.width, c.height);
+    $('preview').getContext('2d').clearRect(0, 0, prep.size, prep.size);
+    $('prediction').textContent = '–';
+    $('probs').replaceChildren();
+    demo.prediction = null;
+  };
+  /** The drawing's alpha channel (ink), or null when the canvas is empty. */
+  return () => {
+    const rgba = g.getImageData(0, 0, c.width, c.height).data;
+    const alpha = new Uint8ClampedArray(c.width * c.height);
+    for (let i = 0; i < alpha.length; i++) alpha[i] = rgba[4 * i + 3];
+    return drawingToBitmap(alpha, c.width, c.height, prep);
+  };
+}
+
+function showInput(input, prep) {
+  const c = $('preview'), g = c.getContext('2d'), img = g.createImageData(prep.size, prep.size);
+  for (let i = 0; i < input.length; i++) {
+    const v = 255 - Math.round(255 * Math.min(1, Math.max(0, input[i] * prep.std + prep.mean)));
+    img.data.set([v, v, v, 255], 4 * i);
+  }
+  g.putImageData(img, 0, 0);
+}
+
+function showPrediction(probs, classes) {
+  const best = probs.indexOf(Math.max(...probs));
+  $('prediction').textContent = classes[best];
+  $('probs').replaceChildren(...probs.flatMap((p, k) => {
+    const [label, bar, pct] = ['span', 'div', 'span'].map((tag) => document.createElement(tag));
+    label.textContent = classes[k];
+    bar.className = k === best ? 'bar top' : 'bar';
+    bar.style.width = `${Math.max(1, Math.round(120 * p))}px`;
+    pct.textContent = `${(100 * p).toFixed(1)} %`;
+    return [label, bar, pct];
+  }));
+  return best;
 }
 
 async function main() {
@@ -85,19 +136,47 @@ async function main() {
   }
   trainer ??= await loadTrainer(base, { sessionOptions: { executionProviders: ['wasm'] } });
   $('ep').textContent = demo.ep === 'webgpu' ? 'webgpu → wasm' : q.get('webgpu_failed') ? 'wasm (WebGPU failed)' : 'wasm';
-  const batchBytes = new Uint8Array(await (await fetch(new URL('batches.safetensors', new URL(base, location.href)))).arrayBuffer());
-  const batches = readBatches(batchBytes, trainer.meta);
-  const points = [];
-  for (let i = 0; i < batches.count; i++) {
-    const { batch, target } = batches.at(i);
-    if (batch.dims[1] !== 2) break; // the regions plot is for 2-D inputs
-    for (let r = 0; r < batch.dims[0]; r++) points.push([batch.data[2 * r], batch.data[2 * r + 1], Number(target.data[r])]);
+  const batches = readBatches(await fetchBytes('batches.safetensors'), trainer.meta);
+  const first = batches.at(0);
+  const batchSize = (Array.isArray(first.batch) ? first.batch[0] : first.batch).dims[0];
+  // digits.json (make_artifacts.py) says how a drawing becomes an input; other artifacts have no drawing panel
+  const prep = await fetchBytes('digits.json').then((b) => JSON.parse(new TextDecoder().decode(b)), () => null);
+  $('data').textContent = `${prep ? prep.dataset : 'batches.safetensors'}, ${batches.count} batches of ${batchSize}` +
+    (batches.test ? `, ${batches.test.target.dims[0]} held out` : '');
+  $('accuracy-label').textContent = batches.test
+    ? `accuracy (eval.onnx, ${batches.test.target.dims[0]} held-out images)` : 'accuracy (eval.onnx, all batches)';
+  $('steps').value = q.get('steps') || EPOCHS * batches.count;
+  const showEpochs = () => {
+    $('epochs').textContent = `(${(Number($('steps').value) / batches.count).toFixed(1)} epochs)`;
+  };
+  $('steps').oninput = showEpochs;
+  showEpochs();
+
+  let readDrawing = () => null;
+  const classify = async () => {
+    const bitmap = readDrawing();
+    if (!bitmap) return null;
+    const { input } = bitmapToInput(bitmap, prep);
+    showInput(input, prep);
+    const out = await trainer.evaluate({ data: input, dims: [1, 1, prep.size, prep.size] });
+    const probabilities = softmax(out.data);
+    const label = showPrediction(probabilities, prep.classes);
+    demo.prediction = { label, probabilities, ink: bitmap.reduce((a, b) => a + b, 0) };
+    return demo.prediction;
+  };
+  if (prep) {
+    readDrawing = setUpDrawing(prep, () => classify().catch(fail));
+    demo.canDraw = true;
+    demo.classify = classify;
+  } else {
+    $('draw-panel').title = 'drawing needs digit artifacts (digits.json from js/demo/make_artifacts.py)';
+    $('draw-panel').style.opacity = 0.4;
   }
-  const twoD = points.length > 0;
+
   const refresh = async () => {
     demo.accuracy = await accuracy(trainer, batches);
     $('accuracy').textContent = `${(100 * demo.accuracy).toFixed(1)} %`;
-    if (twoD) await drawRegions(trainer, points);
+    await classify();
   };
   demo.exportStateBase64 = async () => toBase64(await trainer.exportState());
   demo.trainer = trainer;
@@ -113,7 +192,7 @@ async function main() {
       demo.losses.push(await trainer.step(batch, target));
       busy += performance.now() - t0;
       $('status').textContent = `step ${trainer.nextStep - 1}, loss ${demo.losses.at(-1).toFixed(4)}`;
-      if (i % 10 === 9 || i === steps - 1) {
+      if (i % 5 === 4 || i === steps - 1) {
         drawLoss(demo.losses);
         await new Promise(requestAnimationFrame);
       }
@@ -132,16 +211,9 @@ async function main() {
     a.download = 'state.safetensors';
     a.click();
   };
-  $('regions').onclick = async (ev) => {
-    const c = $('regions'), r = c.getBoundingClientRect();
-    const x = ((ev.clientX - r.left) / c.width) * 2.4 - 1.2, y = 1.2 - ((ev.clientY - r.top) / c.height) * 2.4;
-    const out = await trainer.evaluate({ data: Float32Array.of(x, y), dims: [1, 2] });
-    $('picked').textContent = `(${x.toFixed(2)}, ${y.toFixed(2)}) → class ${argmax(out.data, 0, out.dims[1])}`;
-  };
   $('train').disabled = false;
   $('status').textContent = 'ready';
   demo.ready = true;
-  if (q.get('steps')) $('steps').value = q.get('steps');
   if (q.get('auto')) await train(Number($('steps').value));
   demo.done = true;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Run the browser demo headless: serve js/ and DIR on 127.0.0.1, open /demo/ in Chromium (Debian's, via
-// playwright-core), train N steps with onnxruntime-web's WASM backend and print the results as JSON:
+// playwright-core), train N steps with onnxruntime-web's WASM backend, draw a digit with the mouse when the
+// page has its drawing canvas (digit artifacts), and print the results as JSON:
 //   node js/demo/browser-run.js DIR [--steps N] [--chromium PATH] [--screenshot PNG] [--save STATE] [--timeout S]
-// {"losses": [...], "accuracy": a, "ms_per_step": t, "ep": "wasm"}. Everything it starts stops when it ends.
+// {"losses": [...], "accuracy": a, "ms_per_step": t, "ep": "wasm", "page": {...}, "drawn": {...} | null}.
+// Everything it starts stops when it ends.
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
@@ -40,14 +42,39 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => window.onnxkitDemo && window.onnxkitDemo.done, null,
     { timeout: Number(opt.timeout) * 1000 });
+  let drawn = null;
+  if (await page.evaluate(() => window.onnxkitDemo.canDraw && !window.onnxkitDemo.error)) {
+    // a "7" with the mouse: a bar across the top, then down to the lower left (pointer events, as a user's)
+    const box = await page.locator('#draw').boundingBox();
+    const pt = (u, v) => [box.x + u * box.width, box.y + v * box.height];
+    await page.mouse.move(...pt(0.25, 0.2));
+    await page.mouse.down();
+    await page.mouse.move(...pt(0.75, 0.2), { steps: 8 });
+    await page.mouse.move(...pt(0.4, 0.85), { steps: 12 });
+    await page.mouse.up();
+    await page.waitForFunction(() => window.onnxkitDemo.prediction || window.onnxkitDemo.error, null,
+      { timeout: 10000 });
+    drawn = await page.evaluate(() => ({ ...window.onnxkitDemo.prediction,
+      text: document.getElementById('prediction').textContent,
+      rows: document.getElementById('probs').querySelectorAll('.bar').length }));
+  }
   const r = await page.evaluate(async () => {
     const d = window.onnxkitDemo;
+    const visible = (id) => {
+      const e = document.getElementById(id);
+      return !!e && e.getBoundingClientRect().width > 0;
+    };
     return { losses: d.losses, accuracy: d.accuracy, ms_per_step: d.msPerStep, ep: d.ep, error: d.error,
       crossOriginIsolated: window.crossOriginIsolated,
       page: { lossPoints: d.losses.length, accuracyText: document.getElementById('accuracy').textContent,
-        status: document.getElementById('status').textContent, canvases: document.querySelectorAll('canvas').length },
+        accuracyLabel: document.getElementById('accuracy-label').textContent,
+        status: document.getElementById('status').textContent, canvases: document.querySelectorAll('canvas').length,
+        canDraw: d.canDraw,
+        elements: Object.fromEntries(['loss', 'accuracy', 'draw', 'clear', 'preview', 'prediction', 'probs', 'train',
+          'download'].map((id) => [id, visible(id)])) },
       state: d.error ? null : await d.exportStateBase64() };
   });
+  r.drawn = drawn;
   if (opt.screenshot) await page.screenshot({ path: opt.screenshot, fullPage: true });
   if (opt.save && r.state) await writeFile(opt.save, Buffer.from(r.state, 'base64'));
   delete r.state;
