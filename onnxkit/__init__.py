@@ -27,6 +27,7 @@ _LAZY = {
     "load_state_dict_file": ("onnxkit.serialization", "load_state_dict_file"),
     "utils": ("onnxkit.utils", None),
     "training_artifacts": ("onnxkit.artifacts", "training_artifacts"),
+    "load_training_state": ("onnxkit.artifacts", "load_training_state"),
     "distributed": ("onnxkit.distributed", None),
 }
 

@@ -56,3 +56,35 @@ def _write_model(model, path):
     """onnx.save through a temp file and a rename."""
     with atomic_path(path) as tmp:
         onnx.save(model, tmp)
+
+
+def load_training_state(folder, model, optimizer, state=None):
+    """Load an artifacts folder's state (its state.safetensors, or `state`: one exported by a JS or other
+    driver, keyed by the training graph's inputs) into `model` and `optimizer`, so that
+    `ok.Trainer(model, loss_fn, optimizer, random_in_graph=True, seed=meta["seed"]["value"])` continues
+    the trajectory. Returns the number of steps the state has taken."""
+    from safetensors import safe_open
+    from .serialization import load_state_dict_file
+    with open(os.path.join(folder, "meta.json")) as f:
+        meta = json.load(f)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{folder}: meta.json has format {meta.get('format')!r}, expected {FORMAT!r}")
+    path = state or os.path.join(folder, meta["state_file"])
+    sd = load_state_dict_file(path)
+    with safe_open(os.fspath(path), "np") as f:  # drivers record the next step they would feed
+        next_step = (f.metadata() or {}).get("onnxkit-train.next_step")
+    taken = int(next_step) - meta["step"]["first"] if next_step is not None else 0
+    entries = meta["state"]
+    missing = [e["input"] for e in entries if e["input"] not in sd]
+    if missing:
+        raise ValueError(f"{path}: no tensor for the training input(s) {missing}")
+    model.load_state_dict({e["key"]: sd[e["input"]] for e in entries if e["kind"] != "optimizer"})
+    params = dict(model.named_parameters())
+    index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+    slots = {}
+    for e in entries:
+        if e["kind"] == "optimizer":
+            key, slot = e["key"].rsplit("/", 1)
+            slots.setdefault(index[id(params[key])], {"step": taken})[slot] = sd[e["input"]]
+    optimizer.load_state_dict({"state": slots, "param_groups": optimizer.state_dict()["param_groups"]})
+    return taken

@@ -141,25 +141,11 @@ def _check_state(path, folder, want, tol=TOL):
 def ok_trainer(folder, model, optimizer, steps, state=None):
     """ok.Trainer's losses on the folder's batches, dropout hashed in the graph from the artifacts' seed and
     step as training.onnx does (random_in_graph=True, seed=meta.seed.value). `state`: a state.safetensors
-    (keys = the training inputs, e.g. one exported from JS) loaded into model and optimizer first, through
-    ok.load_state_dict_file and the usual load_state_dict calls; the Trainer then continues from its step."""
+    (keys = the training inputs, e.g. one exported from JS) loaded into model and optimizer first with
+    ok.load_training_state; the Trainer then continues from its step."""
     meta, xb, yb = _batches(folder)
-    first = meta["step"]["first"]
     if state is not None:
-        sd = load_state_dict_file(state)
-        entries = meta["state"]
-        model.load_state_dict({e["key"]: sd[e["input"]] for e in entries if e["kind"] != "optimizer"})
-        params = dict(model.named_parameters())
-        index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
-        from safetensors import safe_open
-        with safe_open(str(state), "np") as f:  # steps the exported state has taken (docs/js.md)
-            taken = int(f.metadata()["onnxkit-train.next_step"]) - first
-        slots = {}
-        for e in entries:
-            if e["kind"] == "optimizer":
-                key, slot = e["key"].rsplit("/", 1)
-                slots.setdefault(index[id(params[key])], {"step": taken})[slot] = sd[e["input"]]
-        optimizer.load_state_dict({"state": slots, "param_groups": optimizer.state_dict()["param_groups"]})
+        ok.load_training_state(folder, model, optimizer, state)
     tr = ok.Trainer(model, nn.CrossEntropyLoss(), optimizer, random_in_graph=True, seed=meta["seed"]["value"])
     start = tr.step_count
     return [tr.step(xb[(start + i) % len(xb)], yb[(start + i) % len(xb)]) for i in range(steps)]
@@ -183,7 +169,7 @@ def test_node_follows_ok_trainer_with_dropout_and_state_loads_back(artifacts, tm
     """Dropout(0.5): ok.Trainer(random_in_graph=True, seed=meta.seed.value) hashes the same masks from seed
     and step as training.onnx, so Node's first 20 losses equal it. (ok.Trainer's seed defaults to a random
     draw, so without seed= the masks, and the losses, differ.) Node's exported state.safetensors, loaded into
-    a fresh model and optimizer through ok.load_state_dict_file, makes ok.Trainer continue the trajectory."""
+    a fresh model and optimizer through ok.load_training_state, makes ok.Trainer continue the trajectory."""
     m = _model(0.5)
     want = ok_trainer(artifacts, m, optim.Adam(m.parameters(), lr=1e-2), STEPS + 5)
     saved = tmp_path / "node-state.safetensors"
