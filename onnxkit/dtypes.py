@@ -9,7 +9,9 @@ _NP_TO_ONNX = {
     np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint8): TensorProto.UINT8,
     np.dtype(np.uint16): TensorProto.UINT16, np.dtype(np.uint32): TensorProto.UINT32,
     np.dtype(np.uint64): TensorProto.UINT64, np.dtype(np.bool_): TensorProto.BOOL,
+    np.dtype(object): TensorProto.STRING,  # strings: numpy object arrays of str, as onnxruntime returns them
 }
+STRING = np.dtype(object)
 _ONNX_TO_NP = {v: k for k, v in _NP_TO_ONNX.items()}
 try:  # bfloat16 through ml_dtypes when present (onnx depends on it)
     import ml_dtypes
@@ -19,17 +21,21 @@ except ImportError:  # pragma: no cover
     pass
 
 _ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
-            "bool": "bool"}
+            "bool": "bool", "string": "object", "str": "object"}
 
 
 def as_dtype(d) -> np.dtype:
-    """Normalize a dtype-like (numpy dtype, string, python type, ONNX enum, torch dtype) to numpy."""
+    """Normalize a dtype-like (numpy dtype, string, python type, ONNX enum, torch dtype) to numpy.
+    Text dtypes (numpy `<U`/`S`, `str`, "string", ONNX STRING) are the object dtype: onnxruntime's
+    string tensors are object arrays of str."""
     if isinstance(d, np.dtype):
-        return d
+        return STRING if d.kind in "USO" else d
+    if d is str or d is bytes or d is object:
+        return STRING
     if isinstance(d, int) and not isinstance(d, bool) and d in _ONNX_TO_NP:
         return _ONNX_TO_NP[d]
     if isinstance(d, type) and issubclass(d, np.generic):
-        return np.dtype(d)
+        return as_dtype(np.dtype(d))
     if d is float:
         return np.dtype(np.float32)
     if d is int:
@@ -37,7 +43,7 @@ def as_dtype(d) -> np.dtype:
     if d is bool:
         return np.dtype(np.bool_)
     s = str(d).replace("torch.", "")
-    return np.dtype(_ALIASES.get(s, s))
+    return as_dtype(np.dtype(_ALIASES.get(s, s)))
 
 
 def to_onnx(d) -> int:
@@ -53,11 +59,17 @@ def from_onnx(elem_type: int) -> np.dtype:
     return _ONNX_TO_NP[elem_type]
 
 
+def is_string(d) -> bool:
+    """Whether `d` is onnxkit's string dtype (numpy object, ONNX STRING)."""
+    return as_dtype(d) == STRING
+
+
 def is_floating(d) -> bool:
     return as_dtype(d).kind == "f" or as_dtype(d).name == "bfloat16"
 
 
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2}
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2, "O": 3}  # strings above all: `s + 1` stays a
+# string op, which infer.check_strings then refuses naming the op, rather than a silent Cast to number
 
 
 def _category(d):

@@ -43,9 +43,13 @@ def _deps(node):
     return deps
 
 
+_NOT_ARRAYS = (list, dict)  # what onnxruntime returns for a sequence or a map output
+
+
 def topo(outputs, cut_evaluated=False):
     """Nodes in dependency order and the leaves they read. With cut_evaluated, op tensors that
-    already hold a value (evaluated before) count as leaves."""
+    already hold a value (evaluated before) count as leaves, except sequences and maps (onnxruntime
+    returns a list or dict for them, which is not fed back: they are recomputed)."""
     nodes, leaves, seen = [], [], set()
     add_seen, add_leaf, add_node = seen.add, leaves.append, nodes.append
     stack = [(t, False) for t in reversed(outputs)]
@@ -53,7 +57,7 @@ def topo(outputs, cut_evaluated=False):
     while stack:  # hot path of every define-by-run step: locals only, _deps only for special nodes
         t, done = pop()
         n = t.node
-        if n is None or (cut_evaluated and t._value is not None):
+        if n is None or (cut_evaluated and t._value is not None and t._value.__class__ not in _NOT_ARRAYS):
             if id(t) not in seen:
                 add_seen(id(t))
                 add_leaf(t)
@@ -70,7 +74,7 @@ def topo(outputs, cut_evaluated=False):
             if d is None:
                 continue
             dn = d.node
-            if dn is None or (cut_evaluated and d._value is not None):
+            if dn is None or (cut_evaluated and d._value is not None and d._value.__class__ not in _NOT_ARRAYS):
                 if id(d) not in seen:
                     add_seen(id(d))
                     add_leaf(d)
@@ -88,7 +92,8 @@ def structure_key(nodes, leaves, outputs):
         ids[id(t)] = i
         if t.kind == "const":
             v = t._value
-            append(("C", t.dtype.str, v.shape, v.tobytes()))
+            # object arrays (strings): tobytes() would give object addresses, not the text
+            append(("C", t.dtype.str, v.shape, v.tobytes() if v.dtype.kind != "O" else tuple(v.ravel().tolist())))
         else:
             append(("L", t.dtype.str, t._shape if t.kind != "input" else (t.name, t._shape)))
     k = len(leaves)
@@ -151,6 +156,13 @@ def _renamed_subgraphs(attrs, renames):
 
 
 def _value_info(name, t, with_shape=True):
+    """A graph input's or output's ValueInfo: a tensor type from the Tensor's dtype and shape, or the
+    full type of a value that is not a tensor (ZipMap's seq(map(int64, float)); infer.non_tensor_type)."""
+    if t.node is not None:
+        from .infer import non_tensor_type
+        tp = non_tensor_type(t)
+        if tp is not None:
+            return helper.make_value_info(name, tp)
     shape = None if (t._shape is None or not with_shape) else list(t._shape)
     return helper.make_tensor_value_info(name, dtypes.to_onnx(t.dtype), shape)
 
@@ -161,6 +173,10 @@ def build_model(outputs, output_names=None, input_leaves=(), fed=None, opset=OPS
     `fed[i]`; symbolic Inputs become graph inputs; other value leaves become initializers.
     Returns (model, names of the fed graph inputs in leaf order)."""
     nodes, leaves = nodes_leaves or topo(outputs, cut_evaluated)
+    if any(n.macro is not None for n in nodes):  # e.g. exporting a graph that reads a deferred .grad
+        from .macro import expand_macros
+        expand_macros(nodes)
+        nodes, leaves = topo(outputs, cut_evaluated)
     names, used = {}, set()
 
     def unique(base):

@@ -2,6 +2,7 @@
 import collections
 import os
 
+import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
@@ -25,8 +26,9 @@ def _default_opset(model):
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
 
 
-def _types(model):
-    """name -> (dtype, shape) from ONNX shape inference over the whole model."""
+def _types(model, others=None):
+    """name -> (dtype, shape) from ONNX shape inference over the whole model; the values that are not
+    tensors (sequences, maps, optionals) go into `others` as name -> onnx.TypeProto."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:
@@ -35,7 +37,11 @@ def _types(model):
     g = inferred.graph
     for vi in list(g.value_info) + list(g.output) + list(g.input):
         tt = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type") or not tt.elem_type:
+        if not vi.type.HasField("tensor_type"):
+            if others is not None and vi.type.WhichOneof("value") is not None:
+                others[vi.name] = vi.type
+            continue
+        if not tt.elem_type:
             continue
         try:
             dt = dtypes.from_onnx(tt.elem_type)
@@ -153,6 +159,37 @@ def _promoted_constants(graph, which, taken):
     return out
 
 
+def _text_as_str(v):
+    """A text feed (numpy `<U`/`S` array, list of str or bytes, bytes in an object array) as an object
+    array of str, the form onnxruntime reads for a string tensor (it misreads bytes); others unchanged."""
+    if not isinstance(v, (np.ndarray, list, tuple, str, bytes, np.str_, np.bytes_)):
+        return v
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "USO" or (arr.dtype.kind == "O" and not any(isinstance(x, bytes) for x in arr.flat)):
+        return v
+    if arr.dtype.kind == "O" and not all(isinstance(x, (str, bytes)) for x in arr.flat):
+        return v
+    out = np.empty(arr.shape, dtype=object)
+    out.reshape(-1)[:] = [x.decode() if isinstance(x, bytes) else str(x) for x in arr.reshape(-1).tolist()]
+    return out
+
+
+def _type_str(tp):
+    """An onnx.TypeProto as ONNX writes it: seq(map(int64,tensor(float)))."""
+    def elem(e):
+        return helper.tensor_dtype_to_string(e).replace("TensorProto.", "").lower()
+    kind = tp.WhichOneof("value")
+    if kind == "tensor_type":
+        return f"tensor({elem(tp.tensor_type.elem_type)})"
+    if kind == "sequence_type":
+        return f"seq({_type_str(tp.sequence_type.elem_type)})"
+    if kind == "optional_type":
+        return f"optional({_type_str(tp.optional_type.elem_type)})"
+    if kind == "map_type":
+        return f"map({elem(tp.map_type.key_type)},{_type_str(tp.map_type.value_type)})"
+    return str(kind)
+
+
 class ImportedModule(Module):
     """An ONNX graph as a Module: call positionally in graph-input order or with input names as
     keywords; float initializers are parameters (named as in the file), except a BatchNormalization's
@@ -172,7 +209,8 @@ class ImportedModule(Module):
         inits = {t.name for t in g.initializer}
         object.__setattr__(self, "input_names", [i.name for i in g.input if i.name not in inits])
         object.__setattr__(self, "output_names", [o.name for o in g.output])
-        object.__setattr__(self, "_types", _types(model))
+        object.__setattr__(self, "_other_types", {})
+        object.__setattr__(self, "_types", _types(model, self._other_types))
         object.__setattr__(self, "_leaves", {})
         stats = _running_stats(g)
         values = {}
@@ -218,7 +256,7 @@ class ImportedModule(Module):
             raise TypeError(f"missing input(s) {missing}; the model's inputs are {self.input_names}")
         env = dict(self._leaves)
         for name, v in feeds.items():
-            env[name] = self._check_input(name, v if isinstance(v, Tensor) else make_tensor(v))
+            env[name] = self._check_input(name, v if isinstance(v, Tensor) else make_tensor(_text_as_str(v)))
         for n in self._model.graph.node:
             self._replay(n, env)
         outs = [env[o] for o in self.output_names]
@@ -227,7 +265,12 @@ class ImportedModule(Module):
     def _check_input(self, name, t):
         """A fed tensor checked against the declared input type, so a mismatch is named here rather
         than by onnxruntime when the graph is run."""
-        tt = self._graph_inputs[name].type.tensor_type
+        declared = self._graph_inputs[name].type
+        if declared.WhichOneof("value") not in (None, "tensor_type"):
+            raise TypeError(f"input {name!r} is a {declared.WhichOneof('value').replace('_type', '')} "
+                            f"({_type_str(declared)}), not a tensor: onnxkit feeds tensors only; run the model "
+                            "with onnxruntime (ok.Session) to feed it")
+        tt = declared.tensor_type
         want = dtypes.from_onnx(tt.elem_type) if tt.elem_type else t.dtype
         if t.dtype != want:
             raise TypeError(f"input {name!r}: expected dtype {want}, got {t.dtype}")
@@ -278,6 +321,12 @@ class ImportedModule(Module):
             outs = apply(n.op_type, inputs, attrs, n_out=len(n.output), domain=n.domain if n.domain != "ai.onnx" else "",
                          types=types, outer=outer)
         outs = [outs] if isinstance(outs, Tensor) else outs
+        for name, t in zip(n.output, outs):
+            tp = self._other_types.get(name) if name else None
+            if tp is not None:  # a sequence, map or optional (ZipMap's seq(map)): emitted with its own type
+                from .infer import set_non_tensor_type
+                set_non_tensor_type(t.node, t.index, tp)
+                t.dtype, t._shape, t.requires_grad = dtypes.STRING, None, False
         if self._opset > OPSET:
             outs[0].node.opset = self._opset
         for name, t in zip(n.output, outs):

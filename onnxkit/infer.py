@@ -1,6 +1,7 @@
 """Dtype and shape inference for new nodes: fast rules for the common ops, ONNX's own
 per-node inference for everything else. Shapes are tuples of ints and dim names (str)."""
 import itertools
+import weakref
 
 import numpy as np
 import onnx
@@ -10,7 +11,7 @@ from . import dtypes
 from .dims import format_shape
 
 _fresh = itertools.count()
-_BOOL, _INT64 = np.dtype(np.bool_), np.dtype(np.int64)
+_BOOL, _INT64, _STRING = np.dtype(np.bool_), np.dtype(np.int64), dtypes.STRING
 
 
 def fresh_dim():
@@ -183,11 +184,45 @@ RULES = {
 }
 
 
+# Values that are not tensors (a sequence, a map, an optional: ZipMap's seq(map(int64, float)),
+# SequenceConstruct's output) are Tensors of dtype object and unknown shape whose full ONNX type is kept
+# here, keyed by the producing node and output index (Tensor has __slots__, and a node keeps its outputs'
+# indices when a snapshot takes an output over): id(node) -> (weak ref to node, {index: TypeProto}).
+_NON_TENSOR = {}
+
+
+def non_tensor_type(t):
+    """The onnx.TypeProto of a value that is not a tensor (sequence, map, optional), else None."""
+    n = t.node
+    if n is None or not _NON_TENSOR:
+        return None
+    entry = _NON_TENSOR.get(id(n))
+    return entry[1].get(t.index) if entry is not None and entry[0]() is n else None
+
+
+def set_non_tensor_type(node, index, tp):
+    """Record that output `index` of `node` has the non-tensor ONNX type `tp` (emit declares it so)."""
+    entry = _NON_TENSOR.get(id(node))
+    if entry is None or entry[0]() is not node:
+        key = id(node)
+        entry = _NON_TENSOR[key] = (weakref.ref(node, lambda _, key=key: _NON_TENSOR.pop(key, None)), {})
+    entry[1][index] = tp
+
+
+def is_tensor_type(tp):
+    return tp.WhichOneof("value") == "tensor_type"
+
+
 def _type_proto(t):
+    tp = non_tensor_type(t)
+    if tp is not None:
+        return tp
     return helper.make_tensor_type_proto(dtypes.to_onnx(t.dtype), None if t._shape is None else list(t._shape))
 
 
 def _from_type_proto(tp):
+    if tp.WhichOneof("value") not in (None, "tensor_type"):  # sequence, map, optional: see _NON_TENSOR
+        return dtypes.STRING, None
     tt = tp.tensor_type
     dtype = dtypes.from_onnx(tt.elem_type) if tt.elem_type else np.dtype(np.float32)
     if not tt.HasField("shape"):
@@ -213,6 +248,9 @@ def onnx_infer(node, opset):
         res = shape_inference.infer_node_outputs(schema, proto, types, data)
     except Exception as e:  # onnx raises InferenceError with the reason; keep it for the user
         raise ValueError(f"{node.op_type}: {str(e).strip()}") from None
+    for k, o in enumerate(outs):
+        if o in res and not is_tensor_type(res[o]):
+            set_non_tensor_type(node, k, res[o])
     return [_from_type_proto(res[o]) if o in res else (np.dtype(np.float32), None) for o in outs]
 
 
@@ -255,9 +293,39 @@ def _scan(node):
 RULES.update({"If": _if, "Loop": _loop, "Scan": _scan})
 
 
+def check_strings(node, opset):
+    """Raise a TypeError naming the op and the input when a string tensor (dtype object, ONNX STRING)
+    feeds an op whose schema takes none there (arithmetic, reductions, ...). String tensors pass through
+    for inference in the ops that take them (Equal, Cast, Identity, Concat, Gather, StringConcat, ...)."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+    except onnx.defs.SchemaError:
+        return  # an op ONNX does not know (a custom domain): onnxruntime decides
+    formals = schema.inputs
+    if not formals:
+        return
+    allowed = {c.type_param_str: c.allowed_type_strs for c in schema.type_constraints}
+    for i, t in enumerate(node.inputs):
+        if t is None or t.dtype is not dtypes.STRING or non_tensor_type(t) is not None:
+            continue
+        f = formals[min(i, len(formals) - 1)]  # a variadic last input covers the rest
+        types = allowed.get(f.type_str, [f.type_str])
+        if "tensor(string)" not in types:
+            where = f" at node '{node.scope}'" if node.scope else ""
+            raise TypeError(f"ONNX op {node.op_type}{where} does not take string tensors: input {i} ({f.name!r}) "
+                            f"has dtype object (ONNX STRING), and {node.op_type} takes {', '.join(sorted(types))}. "
+                            "String tensors pass through for inference only (Equal, Cast, StringConcat, "
+                            "RegexFullMatch, ...); no arithmetic or gradients on them")
+
+
 def infer(node, n_out, opset):
     """[(dtype, shape)] per output: a fast rule, else ONNX's inference, else the first input's dtype
-    with an unknown shape (ops of domains ONNX does not know)."""
+    with an unknown shape (ops of domains ONNX does not know). A string input where the op takes none
+    raises (check_strings)."""
+    for t in node.inputs:
+        if t is not None and t.dtype is _STRING:
+            check_strings(node, opset)
+            break
     rule = RULES.get(node.op_type) if not node.domain else None
     res = rule(node) if rule else None
     if res is None:

@@ -93,17 +93,31 @@ def test_mlp_fine_tunes_and_maps_back_into_the_estimator():
     np.testing.assert_allclose(model(x).numpy(), clf.predict_proba(x), rtol=RTOL, atol=ATOL)
 
 
-def test_zipmap_output_is_refused_with_a_clear_reason_or_passes_through():
-    """ZipMap's seq(map) output needs a non-tensor value type in onnxkit's emitter; until then the
-    label output (a tensor) still runs and the probabilities are reachable with zipmap=False."""
+def test_zipmap_output_passes_through_and_exports_with_its_sequence_type():
+    """ZipMap's seq(map(int64, float)) output runs as onnxruntime gives it (a list of dicts, one per
+    row) and the re-exported file declares the same sequence-of-map type (onnx.checker, full check)."""
+    import onnx
+    import onnxruntime as ort
     clf = _fit("logreg")
     x, _ = _data(4, seed=3)
-    imp = ok.load(_convert(clf, x, zipmap=True))
+    model = _convert(clf, x, zipmap=True)
+    imp = ok.load(model)
     label, proba = imp(x)
     np.testing.assert_array_equal(label.numpy(), clf.predict(x))
-    try:
-        maps = proba.numpy()
-    except RuntimeError as e:
-        assert "ZipMap" in str(e)
-        pytest.xfail("ZipMap's seq(map) output is not declarable by onnxkit's emitter yet")
-    assert [sorted(d) for d in maps] == [list(clf.classes_)] * len(x)
+    maps = proba.numpy()
+    assert isinstance(maps, list) and [sorted(d) for d in maps] == [list(clf.classes_)] * len(x)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {imp.input_names[0]: x})[1]
+    assert maps == want
+    np.testing.assert_allclose([[d[c] for c in clf.classes_] for d in maps], clf.predict_proba(x), rtol=RTOL, atol=ATOL)
+    again = ok.export(imp, imp.graph_inputs(), output_names=imp.output_names)  # checker, full check
+    onnx.checker.check_model(again, full_check=True)
+    declared = {o.name: o.type for o in model.graph.output}
+    for o in again.graph.output:
+        assert o.type.WhichOneof("value") == declared[o.name].WhichOneof("value")
+    seq = next(o for o in again.graph.output if o.name == imp.output_names[1]).type.sequence_type.elem_type.map_type
+    assert seq.key_type == onnx.TensorProto.INT64 and seq.value_type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    xb, _ = _data(9, seed=2)
+    got = ok.Session(again).run({imp.input_names[0]: xb})
+    np.testing.assert_allclose([[d[c] for c in clf.classes_] for d in got[imp.output_names[1]]],
+                               clf.predict_proba(xb), rtol=RTOL, atol=ATOL)

@@ -151,6 +151,7 @@ def div(a, b, rounding_mode=None):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                          f"{rounding_mode!r}")
     a, b = promote_operands(a, b)
+    no_strings(a, "Div")
     if rounding_mode is None and not dtypes.is_floating(a.dtype):
         a, b = cast(a, np.float32), cast(b, np.float32)
     if rounding_mode == "floor":
@@ -176,9 +177,16 @@ def remainder(a, b):
     return apply("Mod", [a, b], {"fmod": 0})
 
 
+def no_strings(x, what):
+    """x, unless it is a string tensor: arithmetic would otherwise Cast the text to a number."""
+    if x.dtype == dtypes.STRING:
+        raise TypeError(f"{what} is not defined on string tensors (dtype object, ONNX STRING)")
+    return x
+
+
 def _unary(op_type, float_only=True):
     def fn(x):
-        x = as_tensor(x)
+        x = no_strings(as_tensor(x), op_type)
         if float_only and not dtypes.is_floating(x.dtype):
             x = cast(x, np.float32)
         return apply(op_type, [x])

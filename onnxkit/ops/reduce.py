@@ -8,7 +8,7 @@ import numpy as np
 from .. import dtypes
 from ..tensor import apply, const
 from .autodiff_helpers import stop
-from .core import as_tensor, cast, sub, mul, div, sqrt, exp, log, add, abs_, pow_, ne, neg, maximum, minimum
+from .core import as_tensor, cast, no_strings, sub, mul, div, sqrt, exp, log, add, abs_, pow_, ne, neg, maximum, minimum
 
 MaxMin = collections.namedtuple("MaxMin", ["values", "indices"])
 
@@ -34,7 +34,7 @@ def _reduce(op_type, x, dim, keepdim):
 
 def _accumulating(x, dtype):
     """x cast to `dtype`, or integers and bools to int64 (torch's sum, prod and cumsum)."""
-    x = as_tensor(x)
+    x = no_strings(as_tensor(x), "a sum or product")
     if dtype is not None:
         return cast(x, dtype)
     return x if dtypes.is_floating(x.dtype) else cast(x, np.int64)
