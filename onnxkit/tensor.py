@@ -281,8 +281,12 @@ class Tensor:
         return self._inplace(src, _copy_source)
 
     def zero_(self):
-        """Fill with zeros now (grads: the next backward replaces a zeroed grad without reading it)."""
-        if self._data_of is not None or self.node is not None or self.kind != "value":
+        """Fill with zeros now (grads: the next backward replaces a zeroed grad without reading it). A
+        value leaf, or a computed tensor outside autograd (a `.grad`), just becomes zeros: the graph
+        that computed it is dropped unless something built earlier reads it."""
+        static = self._shape is not None and all(isinstance(d, int) for d in self._shape)
+        if (self._data_of is not None or self.kind not in ("value", "op") or not static
+                or (self.requires_grad and self.node is not None)):
             return self._inplace(None, lambda a, _: _filled(a, 0))
         from .runtime import flush_pending
         flush_pending()
