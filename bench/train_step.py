@@ -9,12 +9,20 @@ Workloads
          d_model 128, 4 heads, GELU MLP 512, causal mask, final LayerNorm, Linear head), vocab 1000,
          sequence 64, batch 16, next-token CrossEntropyLoss, AdamW lr 1e-3; dropout 0 so both sides
          run the same arithmetic (no onnxruntime-training row: the worker feeds float data only)
+  resnet8: the CIFAR-style ResNet-8 (conv 3->16, BatchNorm, three stages of one basic block 16/32/64 with
+         stride 2 and 1x1 projection shortcuts, global average pool, Linear 64->10), batch 32 x 3x32x32,
+         CrossEntropyLoss, Adam lr 1e-3 (onnxruntime-training: AdamW with weight decay 0)
+  lstm:  Embedding(5000, 64) -> LSTM(64, 128) -> last step -> Linear(128, 4), batch 32 x 35 tokens,
+         CrossEntropyLoss, Adam lr 1e-3 (bench/lstm_step.py compares its formulations)
 Settings (printed): torch.set_num_threads(2); onnxkit sessions with 2 intra-op threads, 1 inter-op
 thread, intra-op spinning on (the Trainer default) and, as a second row, off. Each repeat runs
 --steps onnxkit steps, pauses 20 ms (so spinning threads park), then --steps torch steps; the
-medians of the per-step times of all repeats are compared. torch: zero_grad, forward, loss,
-backward, step. onnxkit: Trainer.step (one training-graph run through IOBinding; parameters and
-optimizer state stay in onnxruntime buffers).
+medians of the per-step times of all repeats are compared; p50/p90 are printed per row (torch's spread
+is the control for host noise). torch: zero_grad, forward, loss, backward, step, loss.item().
+onnxkit: Trainer.step (one training-graph run through IOBinding; parameters and optimizer state stay
+in onnxruntime buffers), and the same torch-style loop as torch's written with onnxkit ("define-by-run":
+the graph is rebuilt every step; backward and the optimizer update are macro nodes and the session
+comes from the structure cache).
 
 onnxruntime-training 1.19.2 only has Python <= 3.11 wheels and needs onnx < 1.17, so it lives in
 its own virtualenv; this script uses it when the interpreter exists:
@@ -28,7 +36,8 @@ steps and reports its peak resident set (VmHWM; getrusage's ru_maxrss as the fal
 on Linux a child inherits its parent's ru_maxrss, so it would report this script's own peak); the
 same loop is measured for torch and onnxruntime-training.
 
-    python bench/train_step.py [--steps 30] [--repeats 10] [--workloads mlp lenet lm] [--ortt-python PATH]
+    python bench/train_step.py [--steps 30] [--repeats 10] [--workloads mlp lenet lm resnet8 lstm]
+                               [--ortt-python PATH]
 """
 import argparse
 import json
@@ -70,6 +79,38 @@ def causal_lm(lib, vocab=1000, d_model=128, layers=2, heads=4, seq=64):
     return CausalLM()
 
 
+def resnet8(lib, width=16, classes=10):
+    """The resnet8 workload, written once: `lib` is torch or onnxkit (same parameter names)."""
+    nn = lib.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+            self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                             if stride != 1 or cin != cout else nn.Identity())
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    class ResNet8(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+            self.layers = nn.Sequential(Block(width, width, 1), Block(width, 2 * width, 2),
+                                        Block(2 * width, 4 * width, 2))
+            self.pool, self.flatten = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+            self.fc = nn.Linear(4 * width, classes)
+
+        def forward(self, x):
+            return self.fc(self.flatten(self.pool(self.layers(self.stem(x)))))
+
+    return ResNet8()
+
+
 def workload(name):
     """(onnxkit model, torch model with the same weights, losses, optimizers, x, y, ORT-training loss)."""
     import torch
@@ -89,6 +130,19 @@ def workload(name):
         om.load_state_dict(tm.state_dict())
         return om, tm, losses, (optim.AdamW(om.parameters(), lr=1e-3), torch.optim.AdamW(tm.parameters(), lr=1e-3)), \
             x, y, ortt_loss
+    if name in ("resnet8", "lstm"):
+        if name == "resnet8":
+            tm, om = resnet8(torch), resnet8(ok)
+            x = rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
+            y = rng.integers(0, 10, 32)
+        else:
+            from lstm_step import BATCH, CLASSES, SEQ, VOCAB, classifier
+            tm, om = classifier(torch), classifier(ok)
+            x = rng.integers(0, VOCAB, (BATCH, SEQ))
+            y = rng.integers(0, CLASSES, BATCH)
+        om.load_state_dict(tm.state_dict())
+        return om, tm, (nn.CrossEntropyLoss(), T.CrossEntropyLoss()), \
+            (optim.Adam(om.parameters(), lr=1e-3), torch.optim.Adam(tm.parameters(), lr=1e-3)), x, y, "CrossEntropyLoss"
     if name == "mlp":
         om, tm = seed_mlp(), T.Sequential(T.Linear(1000, 100), T.ReLU(), T.Linear(100, 10))
         x = rng.standard_normal((64, 1000)).astype(np.float32)
@@ -121,6 +175,8 @@ def time_steps(fn, steps):
 
 
 def bench_in_process(name, steps, repeats):
+    """{runner: per-step times in ms} for ok.Trainer (spinning on and off), onnxkit's torch-style loop and
+    torch eager, interleaved."""
     import torch
     import onnxkit as ok
     torch.set_num_threads(THREADS)
@@ -129,14 +185,27 @@ def bench_in_process(name, steps, repeats):
 
     def torch_step():
         topt.zero_grad()
-        tloss(tm(tx), ty).backward()
+        out = tloss(tm(tx), ty)
+        out.backward()
         topt.step()
+        out.item()
 
-    om2, _, (loss2, _), (opt2, _), _, _, _ = workload(name)  # a second copy: each Trainer owns its Module
+    om2, _, (loss2, _), (opt2, _), _, _, _ = workload(name)  # a copy per runner: each Trainer owns its Module
+    om3, _, (loss3, _), (opt3, _), _, _, _ = workload(name)
+    ox, oy = ok.tensor(x), ok.tensor(y)
+
+    def onnxkit_loop():  # the same loop as torch_step, written with onnxkit
+        opt3.zero_grad()
+        out = loss3(om3(ox), oy)
+        out.backward()
+        opt3.step()
+        out.item()
+
     spin = ok.Trainer(om, loss, opt, spinning=True)
     nospin = ok.Trainer(om2, loss2, opt2, spinning=False)
-    runs = {"onnxkit (spinning)": lambda: spin.step(x, y), "onnxkit (no spinning)": lambda: nospin.step(x, y),
-            "torch eager": torch_step}
+    runs = {"onnxkit Trainer (spinning)": lambda: spin.step(x, y),
+            "onnxkit Trainer (no spinning)": lambda: nospin.step(x, y),
+            "onnxkit define-by-run loop": onnxkit_loop, "torch eager": torch_step}
     for fn in runs.values():  # warm up: build, compile, first runs
         for _ in range(5):
             fn()
@@ -145,7 +214,7 @@ def bench_in_process(name, steps, repeats):
         for k, fn in runs.items():
             times[k] += time_steps(fn, steps)
             time.sleep(0.02)
-    return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    return {k: np.array(v) * 1e3 for k, v in times.items()}
 
 
 ORTT_WORKER = textwrap.dedent('''
@@ -159,13 +228,15 @@ ORTT_WORKER = textwrap.dedent('''
     from onnxruntime.training.api import CheckpointState, Module, Optimizer
     import onnx
     model_path, loss_name, out_dir = sys.argv[1:4]
-    steps, repeats = int(sys.argv[4]), int(sys.argv[5])
+    steps, repeats, optim_name = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
     onnxruntime.set_default_logger_severity(3)
     os.makedirs(out_dir, exist_ok=True)
     model = onnx.load(model_path)
-    params = [i.name for i in model.graph.initializer]
-    artifacts.generate_artifacts(model, requires_grad=params, frozen_params=[],
-                                 loss=getattr(artifacts.LossType, loss_name), optimizer=artifacts.OptimType.SGD,
+    trainable = set(json.load(open(os.path.join(os.path.dirname(model_path), "params.json"))))
+    params = [i.name for i in model.graph.initializer if i.name in trainable]  # not BN statistics or constants
+    frozen = [i.name for i in model.graph.initializer if i.name not in trainable]
+    artifacts.generate_artifacts(model, requires_grad=params, frozen_params=frozen,
+                                 loss=getattr(artifacts.LossType, loss_name), optimizer=getattr(artifacts.OptimType, optim_name),
                                  artifact_directory=out_dir)
     so = onnxruntime.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = 2, 1
@@ -208,11 +279,14 @@ def bench_ortt(name, python, steps, repeats):
         ok.export(om, [ok.Input("input", ("N",) + x.shape[1:])], path=os.path.join(d, "forward.onnx"))
         np.save(os.path.join(d, "x.npy"), x)
         np.save(os.path.join(d, "y.npy"), y)
+        with open(os.path.join(d, "params.json"), "w") as f:
+            json.dump([n for n, _ in om.named_parameters()], f)
         worker = os.path.join(d, "worker.py")
         with open(worker, "w") as f:
             f.write(ORTT_WORKER)
         proc = subprocess.run([python, worker, os.path.join(d, "forward.onnx"), loss_name, os.path.join(d, "art"),
-                               str(steps), str(repeats)], capture_output=True, text=True, timeout=900)
+                               str(steps), str(repeats), "AdamW" if name in ("resnet8", "lstm") else "SGD"],
+                              capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         return None, "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
@@ -269,7 +343,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30, help="steps per block")
     ap.add_argument("--repeats", type=int, default=10, help="interleaved blocks per runner")
-    ap.add_argument("--workloads", nargs="+", default=["mlp", "lenet", "lm"], choices=["mlp", "lenet", "lm"])
+    ap.add_argument("--workloads", nargs="+", default=["mlp", "lenet", "lm"], choices=["mlp", "lenet", "lm", "resnet8", "lstm"])
     ap.add_argument("--ortt-python", default=DEFAULT_ORTT, help="python of the onnxruntime-training virtualenv")
     args = ap.parse_args()
     import onnxruntime
@@ -280,13 +354,17 @@ def main():
     for name in args.workloads:
         res = bench_in_process(name, args.steps, args.repeats)
         ortt, why = bench_ortt(name, args.ortt_python, args.steps, args.repeats)
-        base = res["torch eager"]
-        print(f"\n{name}: ms/step (ratio to torch eager)")
+        base = float(np.median(res["torch eager"]))
+        trainer = float(np.median(res["onnxkit Trainer (spinning)"]))
+        print(f"\n{name}: ms/step p50 (ratio to torch eager), p90, p90/p50")
         for k, v in res.items():
-            print(f"  {k:28s} {v:8.3f}  ({v / base:.2f}x)")
+            p50, p90 = np.percentile(v, [50, 90])
+            extra = f"  [{p50 / trainer:.2f}x the Trainer]" if k == "onnxkit define-by-run loop" else ""
+            print(f"  {k:30s} {p50:8.3f}  ({p50 / base:.2f}x)  p90 {p90:8.3f}  {p90 / p50:.2f}{extra}")
         if ortt:
-            print(f"  {'onnxruntime-training 1.19.2':28s} {ortt['ms']:8.3f}  ({ortt['ms'] / base:.2f}x)  "
-                  f"[subprocess, plain SGD, {ortt['nodes']} nodes]")
+            kind = "AdamW wd 0" if name in ("resnet8", "lstm") else "plain SGD"
+            print(f"  {'onnxruntime-training 1.19.2':30s} {ortt['ms']:8.3f}  ({ortt['ms'] / base:.2f}x)  "
+                  f"[subprocess, {kind}, {ortt['nodes']} nodes]")
         else:
             print(f"  onnxruntime-training: {why}")
     print("\npeak RSS of 200 seed-MLP training steps (fresh process):")
