@@ -65,7 +65,9 @@ def is_string(d) -> bool:
 
 
 def is_floating(d) -> bool:
-    return as_dtype(d).kind == "f" or as_dtype(d).name == "bfloat16"
+    if d.__class__ is not np.dtype and not isinstance(d, np.dtype):
+        d = as_dtype(d)
+    return d.kind == "f" or d.name == "bfloat16"
 
 
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2, "O": 3}  # strings above all: `s + 1` stays a

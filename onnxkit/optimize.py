@@ -1,7 +1,10 @@
 """Offline graph optimization of any ONNX model (`onnx-run optimize`): onnxruntime's optimizer
 (constant folding, Identity/Dropout and dead-node removal, Conv/BatchNorm fusion, ...), a
-BatchNorm-into-Gemm fold, and opset conversion, kept only when the result passes the checks, has no
-more nodes and gives the same outputs."""
+BatchNorm-into-Gemm fold, opset conversion, and, when onnxscript is installed, onnxscript's
+optimizer first (constant and shape-computation folding through symbolic dims, which onnxruntime's
+offline pass leaves, plus its default rewrite rules). A result is kept only when it passes the
+checks, has no more nodes and gives the same outputs; of the candidates (with and without
+onnxscript) the one with the fewest nodes wins."""
 import os
 import tempfile
 
@@ -91,6 +94,23 @@ def ort_optimize(model, level):
         return onnx.load(so.optimized_model_filepath)
 
 
+def onnxscript_optimize(model):
+    """onnxscript's optimizer (constant folding, shape-op folding through symbolic dims, no-op and
+    dead-code removal, its default rewrite rules, function inlining) on a copy of `model`; None when
+    onnxscript is not installed (it comes with the `interchange` extra)."""
+    try:
+        from onnxscript import optimizer
+    except ImportError:
+        return None
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    return optimizer.optimize(m)
+
+
+def _standard_only(model):
+    return all(n.domain in ("", "ai.onnx") for g in graphs(model.graph) for n in g.node)
+
+
 def same_outputs(a, b, rtol=1e-4, atol=1e-5, seed=0):
     """Whether two models give the same outputs on the same random (seeded) inputs; the worst
     mismatch as a string when not."""
@@ -110,7 +130,10 @@ def same_outputs(a, b, rtol=1e-4, atol=1e-5, seed=0):
 
 
 def optimize(model, level="basic", opset=None):
-    """(optimized model, notes). Raises ValueError when the result would not be valid or equal."""
+    """(optimized model, notes). Each candidate (onnxruntime's optimizer alone; onnxscript's optimizer
+    then onnxruntime's, when onnxscript is installed) is kept only when it has no more nodes than the
+    input, passes check, gives the same outputs and, at `basic`, keeps to standard ops; the one
+    with the fewest nodes wins, else the input graph is returned unchanged (with notes saying why)."""
     notes = []
     if opset is not None:
         current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -124,14 +147,39 @@ def optimize(model, level="basic", opset=None):
     folded.CopyFrom(model)
     if fold_gemm_batchnorm(folded):
         notes.append("BatchNormalization folded into Gemm")
-    out = ort_optimize(folded, level)
-    if node_count(out) > node_count(model):
-        notes.append("onnxruntime's rewrite had more nodes; kept the input graph")
-        out = model
-    errors = problems(out)
-    if errors:
-        raise ValueError(f"the optimized model does not pass check ({errors[0]})")
-    diff = same_outputs(model, out)
-    if diff:
-        raise ValueError(f"the optimized model does not give the same outputs: {diff}")
-    return out, notes
+    best, best_label, dropped = None, None, []
+    try:
+        pre = onnxscript_optimize(folded)
+    except Exception as e:  # noqa: BLE001  a library's failure only drops its candidate
+        pre = None
+        dropped.append(f"onnxscript's optimizer failed ({_one_line(e)})")
+    # onnxruntime's alone first: onnxscript's result replaces it only with strictly fewer nodes
+    candidates = [("onnxruntime's", folded)] + ([("onnxscript's optimizer, then onnxruntime's", pre)]
+                                                if pre is not None else [])
+    for label, start in candidates:
+        try:
+            out = ort_optimize(start, level)
+        except Exception as e:  # noqa: BLE001
+            dropped.append(f"{label} pass failed ({_one_line(e)})")
+            continue
+        if best is not None and node_count(out) >= node_count(best):
+            continue
+        why = ("it had more nodes" if node_count(out) > node_count(model)
+               else "it wrote non-standard ops" if level == "basic" and not _standard_only(out)
+               else next(iter(problems(out)), None) or same_outputs(model, out))
+        if why:
+            dropped.append(f"{label} rewrite dropped: {why}")
+            continue
+        best, best_label = out, label
+    if best is None:
+        errors = problems(model)
+        if errors:
+            raise ValueError(f"the model does not pass check ({errors[0]})")
+        return model, notes + dropped + ["kept the input graph"]
+    if pre is not None and best_label.startswith("onnxscript"):
+        notes.append("onnxscript's optimizer, then onnxruntime's")
+    return best, notes
+
+
+def _one_line(e):
+    return " ".join(str(e).split())[:160]

@@ -104,9 +104,12 @@ class Node:
     def __init__(self, op_type, inputs, attrs=None, domain="", outer=None, n_out=1):
         self.seq = next(Node._ids)  # build order: tells reads before an in-place update from reads after it
         self.op_type, self.domain, self.inputs = op_type, domain, list(inputs)
-        self.attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
+        if attrs:
+            self.attrs = {k: v for k, v in attrs.items() if v is not None}
+            self.key = (domain, op_type, tuple(sorted((k, _freeze(v)) for k, v in self.attrs.items())))
+        else:
+            self.attrs, self.key = {}, (domain, op_type, ())
         self.scope = current_scope()
-        self.key = (domain, op_type, tuple(sorted((k, _freeze(v)) for k, v in self.attrs.items())))
         self.outputs = []
         self.effects = None
         self.outer = outer  # {outer-scope name: Tensor} referenced by subgraph attributes
@@ -147,7 +150,7 @@ class Tensor:
 
     def __init__(self, dtype, shape, node=None, index=0, value=None, kind="op", name=None, requires_grad=False):
         self.node, self.index, self._value = node, index, value
-        self.dtype = dtypes.as_dtype(dtype)
+        self.dtype = dtype if isinstance(dtype, np.dtype) and dtype.kind not in "USO" else dtypes.as_dtype(dtype)
         self._shape = None if shape is None else tuple(shape)
         self.kind, self.name, self.requires_grad, self.grad = kind, name, requires_grad, None
         self._zero = False
@@ -726,6 +729,5 @@ def apply(op_type, inputs, attrs=None, n_out=1, domain="", types=None, outer=Non
     res = types if types is not None else infer(node, n_out, OPSET)
     rg = is_grad_enabled() and (any(t is not None and t.requires_grad for t in inputs)
                                 or (outer is not None and any(t.requires_grad for t in outer.values())))
-    node.outputs = [Tensor(d, s, node=node, index=i, requires_grad=rg and dtypes.is_floating(d))
-                    for i, (d, s) in enumerate(res)]
+    node.outputs = [Tensor(d, s, node, i, requires_grad=rg and dtypes.is_floating(d)) for i, (d, s) in enumerate(res)]
     return node.outputs[0] if n_out == 1 else node.outputs

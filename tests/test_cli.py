@@ -304,6 +304,26 @@ def test_optimize_folds_batchnorm_into_gemm(tmp_path):
         np.testing.assert_allclose(ort_run(out, {"x": x})["y"], ort_run(src, {"x": x})["y"], rtol=1e-4, atol=1e-5)
 
 
+def test_optimize_folds_shape_computations_with_onnxscript(tmp_path):
+    """x / sqrt(x.shape[-1]) with symbolic leading dims: onnxruntime's offline pass cannot fold the
+    Shape (the shape is not fully known); onnxscript's optimizer can, leaving one Div."""
+    pytest.importorskip("onnxscript", reason="onnxscript's optimizer comes with the interchange extra")
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=-1),
+             helper.make_node("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+             helper.make_node("Sqrt", ["sf"], ["r"]), helper.make_node("Div", ["x", "r"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T", 16])])
+    src, out = tmp_path / "scale.onnx", tmp_path / "scale.opt.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(src))
+    r = invoke("optimize", src, "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["nodes_before"] == 4 and d["nodes_after"] == 1 and any("onnxscript" in n for n in d["notes"])
+    assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["Div"] and invoke("check", out).exit_code == 0
+    x = np.random.default_rng(0).standard_normal((2, 3, 16)).astype(np.float32)
+    np.testing.assert_allclose(ort_run(out, {"x": x})["y"], ort_run(src, {"x": x})["y"], rtol=1e-6)
+
+
 # ----- train-graph ------------------------------------------------------------------------------
 def test_train_graph_artifacts_drive_without_onnxkit(tmp_path):
     import torch

@@ -225,6 +225,22 @@ def test_dynamic_batching_combines_concurrent_requests(cnn, paths):
     assert rows == sum(len(x) for x in xs) and runs < len(xs)  # some requests shared a run
 
 
+def test_lone_request_does_not_wait_for_the_batching_delay(paths):
+    """One client at a time: the batcher runs each request at once instead of waiting max-delay-ms
+    for others (at one client the batching server answers as fast as the plain one)."""
+    x = np.ones((1, 1, 8, 8), np.float32)
+    with ThreadServer(str(paths / "cnn.onnx"), "cnn", max_batch=16, max_delay_ms=500) as s:
+        infer_json(s.url, "cnn", {"image": ("FP32", x)})
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            assert infer_json(s.url, "cnn", {"image": ("FP32", x)}).status_code == 200
+            times.append(time.perf_counter() - t0)
+        assert sorted(times)[2] < 0.25, times  # median well under the 0.5 s delay
+        stats = requests.get(s.url + "/v2/models/cnn/stats", timeout=5).json()["model_stats"][0]
+        assert stats["execution_count"] == stats["inference_count"] == 6
+
+
 def test_onnxkit_and_helper_models_without_batching(paths):
     x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
     with ThreadServer(str(paths / "mlp.onnx"), "mlp", max_batch=8) as s:

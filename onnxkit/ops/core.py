@@ -13,6 +13,8 @@ _BOOL = np.dtype(np.bool_)
 
 
 def _is_scalar(x):
+    if x.__class__ in (float, int, bool):  # the common case, without the ABC check
+        return True
     return isinstance(x, (bool, numbers.Number, np.generic)) and np.ndim(x) == 0
 
 
@@ -50,6 +52,8 @@ def cast(x, dtype):
 
 def promote_operands(a, b):
     """Both operands as Tensors of torch's promoted dtype."""
+    if a.__class__ is Tensor and b.__class__ is Tensor and a.dtype == b.dtype:
+        return a, b
     sa, sb = _is_scalar(a), _is_scalar(b)
     da = _scalar_dtype(a) if sa else as_tensor(a).dtype
     db = _scalar_dtype(b) if sb else as_tensor(b).dtype

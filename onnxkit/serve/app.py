@@ -85,10 +85,16 @@ def create_app(model, name="model", *, device="auto", max_body_bytes=16 << 20, m
 
     async def infer(request):
         m = model_or_404(request)
-        body = await read_body(request, max_body_bytes)
-        req, tail = split_body(body, request.headers.get(HEADER_LENGTH))
-        feeds = decode_inputs(req, tail, m.expected)
-        chosen = requested_outputs(req, list(m.outputs))
+        if batcher is not None:
+            batcher.arriving += 1  # tells the batcher another request is on its way
+        try:
+            body = await read_body(request, max_body_bytes)
+            req, tail = split_body(body, request.headers.get(HEADER_LENGTH))
+            feeds = decode_inputs(req, tail, m.expected)
+            chosen = requested_outputs(req, list(m.outputs))
+        finally:
+            if batcher is not None:
+                batcher.arriving -= 1
         if batcher is not None:
             results = await batcher.submit(feeds)
         else:
