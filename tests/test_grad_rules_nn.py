@@ -213,6 +213,13 @@ NORM = [
     Case("batchnorm3d-train-momentum", node("BatchNormalization", n_out=3, training_mode=1, momentum=0.8), [],
          lambda x, s, b, m, v: F.batch_norm(x, None, None, s, b, True),
          make=bn_f32(bn_inputs((2, 2, 2, 3, 2), 2)), wrt=[0, 1, 2]),
+    # ops.batch_norm in training (batch statistics + the inference op): one rule through the statistics
+    Case("batch_norm-train-2d", lambda x, s, b, m, v: ok.nn.functional.batch_norm(x, m, v, s, b, True, eps=1e-3), [],
+         lambda x, s, b, m, v: F.batch_norm(x, None, None, s, b, True, eps=1e-3),
+         make=bn_f32(bn_inputs((3, 2, 3, 4), 2)), wrt=[0, 1, 2]),
+    Case("batch_norm-train-1d-no-affine", lambda x, s, b, m, v: ok.nn.functional.batch_norm(x, m, v, None, None, True),
+         [], lambda x, s, b, m, v: F.batch_norm(x, None, None, None, None, True),
+         make=bn_f32(bn_inputs((5, 3), 3)), wrt=[0]),
     Case("batchnorm2d-eval", node("BatchNormalization"), [],
          lambda x, s, b, m, v: F.batch_norm(x, m, v, s, b, False),
          make=bn_f32(bn_inputs((2, 3, 2, 3), 3)), wrt=[0, 1, 2]),
@@ -392,6 +399,8 @@ SECOND_ORDER = [
      lambda x, s, b: F.layer_norm(x, (3, 4), s, b)),
     ("batchnorm-train", node("BatchNormalization", n_out=3, training_mode=1), [(3, 2, 2, 2), (2,), (2,), (2,), (2,)],
      lambda x, s, b, m, v: F.batch_norm(x, None, None, s, b, True)),
+    ("batch_norm-train-composed", lambda x, s, b, m, v: ok.nn.functional.batch_norm(x, None, None, s, b, True),
+     [(3, 2, 2, 2), (2,), (2,), (2,), (2,)], lambda x, s, b, m, v: F.batch_norm(x, None, None, s, b, True)),
     ("groupnorm", node("GroupNormalization", same_shape=True, num_groups=2), [(2, 4, 2, 2), (4,), (4,)],
      lambda x, s, b: F.group_norm(x, 2, s, b)),
     ("lppool", node("LpPool", kernel_shape=[2, 2], strides=[1, 1]), [(1, 2, 3, 3)], lambda x: F.lp_pool2d(x, 2, 2, 1)),
@@ -404,9 +413,9 @@ def test_hessian_vector_product_against_torch(name, build, shapes, torch_fn):
     """Differentiate the gradient graph again: (d/dx_i) sum_j <grad_j, v_j> equals torch's double backward."""
     rng = np.random.default_rng(3)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-    if name == "batchnorm-train":
+    if name.startswith("batch"):
         arrays[4] = np.abs(arrays[4]) + 0.5
-    wrt = [0, 1, 2] if name == "batchnorm-train" else list(range(len(arrays)))
+    wrt = [0, 1, 2] if name.startswith("batch") else list(range(len(arrays)))
     w = rng.standard_normal(torch_fn(*[torch.tensor(a) for a in arrays]).shape).astype(np.float32)
     vs = [rng.standard_normal(arrays[i].shape).astype(np.float32) for i in wrt]
 

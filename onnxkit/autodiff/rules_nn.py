@@ -524,6 +524,18 @@ def _batch_norm(node, g):
     axes = [0] + list(range(2, r))
     gy = g[0]
     _no_output_grads(node, g, ("running_mean", "running_var"))
+    centered = _batch_statistics(x, mean, var, axes)
+    if centered is not None:  # ops.batch_norm in training: one rule through the statistics as well
+        n = _count(x, axes)
+        invstd_c = ops.rsqrt(var + eps)
+        xhat = centered * _per_channel(invstd_c, r)
+        sum_gy = ops.sum(gy, axes) if _needs(node, 0) or _needs(node, 2) else None
+        sum_gyx = ops.sum(gy * xhat, axes) if _needs(node, 0) or _needs(node, 1) else None
+        gx = None
+        if _needs(node, 0):
+            gx = _per_channel(scale * invstd_c, r) * (gy - _per_channel(sum_gy / n, r)
+                                                      - xhat * _per_channel(sum_gyx / n, r))
+        return [gx, sum_gyx if _needs(node, 1) else None, sum_gy if _needs(node, 2) else None, None, None]
     scale_b = _per_channel(scale, r)
     if node.attrs.get("training_mode", 0):
         xhat, invstd = _standardize(x, axes, eps)
@@ -539,6 +551,31 @@ def _batch_norm(node, g):
     gscale = ops.sum(gy * xhat, axes) if _needs(node, 1) else None
     gbias = ops.sum(gy, axes) if _needs(node, 2) else None
     return [gx, gscale, gbias, gmean, gvar]
+
+
+def _batch_statistics(x, mean, var, axes):
+    """x - mean(x) when `mean` and `var` are x's batch statistics as ops.batch_norm builds them in training
+    (Reshape(ReduceMean(x)), Reshape(ReduceMean(d * d)) with d = x - ReduceMean(x), over `axes`), else None.
+    Recognized from the graph's structure, so the choice is the same for every graph of one structure."""
+    def made(t, op):
+        return t is not None and t.node is not None and t.node.op_type == op and t.node.inputs
+    if not (made(mean, "Reshape") and made(var, "Reshape")):
+        return None
+    m_kept, v_kept = mean.node.inputs[0], var.node.inputs[0]
+    if not (made(m_kept, "ReduceMean") and made(v_kept, "ReduceMean") and m_kept.node.inputs[0] is x):
+        return None
+    for reduced in (m_kept.node, v_kept.node):
+        ax = reduced.inputs[1] if len(reduced.inputs) > 1 else None
+        if ax is None or ax._value is None or sorted(np.asarray(ax._value).tolist()) != list(axes) \
+                or not reduced.attrs.get("keepdims", 1):
+            return None
+    sq = v_kept.node.inputs[0]
+    if not made(sq, "Mul") or sq.node.inputs[0] is not sq.node.inputs[1]:
+        return None
+    d = sq.node.inputs[0]
+    if not made(d, "Sub") or d.node.inputs[0] is not x or d.node.inputs[1] is not m_kept:
+        return None
+    return d
 
 
 @register("InstanceNormalization")
