@@ -38,10 +38,18 @@ def expand_macros(nodes):
         with no_grad():
             real = expand(*node.inputs)
         for t, r in zip(node.outputs, real):
-            if r.dtype != t.dtype or r._shape != t._shape:
+            if r.dtype != t.dtype or not _compatible(r._shape, t._shape):
                 raise RuntimeError(f"internal error: macro {node.key[1][0]!r} built {r.dtype}{list(r._shape or ())} "
                                    f"for an output declared {t.dtype}{list(t._shape or ())}")
             ident = Node("Identity", [r])
             ident.outputs = [t]
             t.node, t.index = ident, 0
     return found
+
+
+def _compatible(built, declared):
+    """Same rank, and equal sizes where both are known (a dim may stay symbolic in the real graph)."""
+    if built is None or declared is None:
+        return built is declared
+    return len(built) == len(declared) and all(
+        not (isinstance(a, int) and isinstance(b, int)) or a == b for a, b in zip(built, declared))
