@@ -91,7 +91,7 @@ def ort_optimize(model, level):
     with tempfile.TemporaryDirectory() as d:
         so.optimized_model_filepath = os.path.join(d, "optimized.onnx")
         ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
-        return onnx.load(so.optimized_model_filepath)
+        return drop_unused_opsets(onnx.load(so.optimized_model_filepath))
 
 
 def onnxscript_optimize(model):
@@ -109,6 +109,21 @@ def onnxscript_optimize(model):
 
 def _standard_only(model):
     return all(n.domain in ("", "ai.onnx") for g in graphs(model.graph) for n in g.node)
+
+
+def drop_unused_opsets(model):
+    """Remove the opset imports no node uses (onnxruntime's optimized-model writer imports every
+    domain it knows, com.microsoft included, even when no node of it is left). In place."""
+    used = {n.domain or "" for g in graphs(model.graph) for n in g.node}
+    for f in model.functions:
+        used.add(f.domain or "")
+        used.update(n.domain or "" for n in f.node)
+    used = {"" if d == "ai.onnx" else d for d in used} | {""}
+    keep = [o for o in model.opset_import if (o.domain or "") in used or (o.domain == "ai.onnx" and "" in used)]
+    if len(keep) != len(model.opset_import):
+        del model.opset_import[:]
+        model.opset_import.extend(keep)
+    return model
 
 
 def same_outputs(a, b, rtol=1e-4, atol=1e-5, seed=0):

@@ -2,12 +2,14 @@
 and are run together, up to `max_batch` rows, in one onnxruntime run (one worker, so runs never
 compete for the cores); results are split back to each request.
 
-A lone request does not wait: when it found the worker idle, the previous run served a single
-request and no other request is being read (`arriving`, counted by the app between a request's
-arrival and its submit), it runs at once, so at one client the batching server answers as fast as
-the plain one. Under concurrent load (a request queued while a run was going on, the previous run
-had several requests, or others are arriving) the worker waits up to `max_delay_s` for more, as
-Triton's dynamic batcher does."""
+How long to wait adapts to the load, never past `max_delay_s`: the worker waits for more requests
+only while its batch has fewer requests than the previous run had, or while other requests are
+being read (`arriving`, counted by the app between a request's arrival and its submit); whatever is
+already queued joins at once. So a lone client is answered at once (no delay: at one client the
+batching server answers as fast as the plain one), N closed-loop clients settle into batches of N
+without waiting out the delay for requests that cannot come, and a growing load still fills
+batches up to `max_batch`. Triton's dynamic batcher instead always waits out the delay until a
+preferred batch size is reached."""
 import asyncio
 
 import anyio.to_thread
@@ -80,17 +82,13 @@ class DynamicBatcher:
     async def _one_batch(self, batch):
         """Collect up to max_batch rows (waiting at most max_delay_s for more), run them, answer."""
         loop = asyncio.get_running_loop()
-        # concurrent load: a request was already waiting for the worker, or the last run had several
-        busy = self._carry is not None or not self.queue.empty() or self._last_requests > 1
-        import os
-        if os.environ.get("EXP_EAGER"):
-            busy = False
         first = await self._next()
         batch.append(first)
         rows, sig = _rows(first[0]), _signature(first[0])
         deadline = loop.time() + self.max_delay_s
         while rows < self.max_batch:
-            wait = busy or self.arriving > 0
+            # wait (until the deadline) only while fewer requests than last time are in, or more are being read
+            wait = len(batch) < self._last_requests or self.arriving > 0
             item = await self._next(deadline - loop.time() if wait else 0)
             if item is None:
                 break
