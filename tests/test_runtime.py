@@ -131,3 +131,28 @@ def test_deferred_assignment_applies_before_reads():
         w -= 0.5 * ok.tensor(np.ones(3, np.float32)) * 2
     np.testing.assert_allclose(w.numpy(), np.zeros(3))
     assert w.requires_grad and w.node is None
+
+
+def test_a_session_run_again_and_again_spins_and_stops_when_another_alternates_with_it():
+    """runtime._tune_spinning: promoted after PROMOTE_AFTER runs in a row, demoted for good on A, B, A."""
+    w = ok.tensor(np.ones(3, np.float32))
+
+    def run_a():
+        return (w * 2.0 + 1.0).numpy()
+
+    def run_b():
+        return (w - 5.0).numpy()
+
+    def entry_of(fn):
+        fn()
+        return runtime._streak[0]
+    a, b = entry_of(run_a), entry_of(run_b)
+    for _ in range(runtime.PROMOTE_AFTER):
+        np.testing.assert_allclose(run_a(), [3.0, 3.0, 3.0])
+    assert a.spins is True and b.spins is None
+    run_b()
+    np.testing.assert_allclose(run_a(), [3.0, 3.0, 3.0])  # a, b, a: alternating
+    assert a.spins is False
+    for _ in range(2 * runtime.PROMOTE_AFTER):
+        run_a()
+    assert a.spins is False  # not promoted again
