@@ -2,7 +2,8 @@
 onnxruntime-training (a subprocess in a side virtualenv), and the peak memory of a training loop.
 
 Workloads
-  mlp:   the seed MLP, 64x1000 -> 100 -> ReLU -> 10, MSELoss, SGD lr 1e-3
+  mlp:   the seed MLP, 64x1000 -> 100 -> ReLU -> 10, MSELoss, SGD lr 1e-3; also a hand-written minimal
+         step graph (Gemm forward, hand-derived backward, SGD; 23 nodes) run like the Trainer's, as the floor
   lenet: LeNet-5, 64x1x28x28, CrossEntropyLoss, SGD lr 1e-3 momentum 0.9
          (onnxruntime-training: plain SGD, its artifacts offer no momentum)
   lm:    a GPT-style causal LM (token + position embeddings, 2 pre-norm nn.TransformerEncoderLayer blocks,
@@ -165,6 +166,58 @@ def workload(name):
         ortt_loss
 
 
+def minimal_mlp_step(om, x, y, lr=1e-3):
+    """A hand-written ONNX training step for the seed MLP (Gemm forward, MSE, hand-derived backward, SGD) run
+    the way ok.Trainer runs its graph: IOBinding, outputs bound to the next step's inputs, spinning on.
+    The floor for the mlp workload: what onnxruntime itself needs for this arithmetic."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto as TP, helper as h
+    from onnxkit import runtime
+    n, d_out = y.shape
+    c = lambda name, v: h.make_tensor(name, TP.FLOAT, [], [v])
+    nodes = [
+        h.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1), h.make_node("Relu", ["h"], ["r"]),
+        h.make_node("Gemm", ["r", "W2", "b2"], ["o"], transB=1), h.make_node("Sub", ["o", "y"], ["e"]),
+        h.make_node("Mul", ["e", "e"], ["e2"]), h.make_node("ReduceMean", ["e2"], ["loss"], keepdims=0),
+        h.make_node("Mul", ["e", "k"], ["d"]),  # dloss/do = 2 e / numel
+        h.make_node("Gemm", ["d", "r"], ["gW2"], transA=1), h.make_node("ReduceSum", ["d", "ax0"], ["gb2"], keepdims=0),
+        h.make_node("MatMul", ["d", "W2"], ["dr"]), h.make_node("Greater", ["h", "zero"], ["pos"]),
+        h.make_node("Cast", ["pos"], ["posf"], to=TP.FLOAT), h.make_node("Mul", ["dr", "posf"], ["dh"]),
+        h.make_node("Gemm", ["dh", "x"], ["gW1"], transA=1), h.make_node("ReduceSum", ["dh", "ax0"], ["gb1"], keepdims=0)]
+    params = ["W1", "b1", "W2", "b2"]
+    for p in params:
+        nodes += [h.make_node("Mul", ["g" + p, "neg_lr"], ["s" + p]), h.make_node("Add", [p, "s" + p], ["new_" + p])]
+    sd = {k: np.ascontiguousarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float32) for k, v in om.state_dict().items()}
+    values = {"W1": sd["0.weight"], "b1": sd["0.bias"], "W2": sd["2.weight"], "b2": sd["2.bias"]}
+    inits = [c("k", 2.0 / (n * d_out)), c("zero", 0.0), c("neg_lr", -lr), h.make_tensor("ax0", TP.INT64, [1], [0])]
+    vi = lambda name, arr: h.make_tensor_value_info(name, TP.FLOAT, list(arr.shape))
+    graph = h.make_graph(nodes, "minimal", [vi("x", x), vi("y", y)] + [vi(p, values[p]) for p in params],
+                         [h.make_tensor_value_info("loss", TP.FLOAT, [])] + [vi("new_" + p, values[p]) for p in params],
+                         inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 21)], ir_version=10)
+    onnx.checker.check_model(model)
+    sess = runtime.make_inference_session(model, "cpu", spinning=True)
+    ov = ort.OrtValue.ortvalue_from_numpy
+    state = {p: [ov(values[p]), ov(np.empty_like(values[p]))] for p in params}
+    loss = ov(np.zeros((), np.float32))
+    b = sess.io_binding()
+    b.bind_cpu_input("x", x)
+    b.bind_cpu_input("y", y)
+    b.bind_ortvalue_output("loss", loss)
+    cur = [0]
+
+    def step():
+        i = cur[0]
+        for p in params:
+            b.bind_ortvalue_input(p, state[p][i])
+            b.bind_ortvalue_output("new_" + p, state[p][1 - i])
+        sess.run_with_iobinding(b)
+        cur[0] = 1 - i
+        return float(loss.numpy())
+    return step
+
+
 def time_steps(fn, steps):
     out = []
     for _ in range(steps):
@@ -206,6 +259,9 @@ def bench_in_process(name, steps, repeats):
     runs = {"onnxkit Trainer (spinning)": lambda: spin.step(x, y),
             "onnxkit Trainer (no spinning)": lambda: nospin.step(x, y),
             "onnxkit define-by-run loop": onnxkit_loop, "torch eager": torch_step}
+    if name == "mlp":  # the floor: a hand-written minimal step graph run like the Trainer's
+        _, _, _, _, x4, y4, _ = workload(name)
+        runs["hand-written minimal graph"] = minimal_mlp_step(workload(name)[0], x4, y4)
     for fn in runs.values():  # warm up: build, compile, first runs
         for _ in range(5):
             fn()
@@ -360,6 +416,8 @@ def main():
         for k, v in res.items():
             p50, p90 = np.percentile(v, [50, 90])
             extra = f"  [{p50 / trainer:.2f}x the Trainer]" if k == "onnxkit define-by-run loop" else ""
+            if k == "hand-written minimal graph":
+                extra = f"  [the Trainer is {trainer / p50:.2f}x this]"
             print(f"  {k:30s} {p50:8.3f}  ({p50 / base:.2f}x)  p90 {p90:8.3f}  {p90 / p50:.2f}{extra}")
         if ortt:
             kind = "AdamW wd 0" if name in ("resnet8", "lstm") else "plain SGD"
