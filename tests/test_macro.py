@@ -114,3 +114,27 @@ def test_module_loop_with_batchnorm_and_dropout_off_matches_torch():
     for k, v in tm.state_dict().items():
         np.testing.assert_allclose(om.state_dict()[k].numpy() if hasattr(om.state_dict()[k], "numpy")
                                    else om.state_dict()[k], v.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_accumulation_and_clipping_between_backward_and_step_match_torch():
+    """Two backward calls add their deferred gradients; clip_grad_norm_ reads and rescales them in place."""
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    om = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    om.load_state_dict(tm.state_dict())
+    to, oo = torch.optim.SGD(tm.parameters(), lr=0.5, momentum=0.9), optim.SGD(om.parameters(), lr=0.5, momentum=0.9)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        to.zero_grad()
+        oo.zero_grad()
+        for _ in range(2):
+            x, y = rng.standard_normal((4, 5)).astype(np.float32), rng.integers(0, 3, 4)
+            torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y)).backward()
+            ok.nn.functional.cross_entropy(om(ok.tensor(x)), ok.tensor(y)).backward()
+        tn = torch.nn.utils.clip_grad_norm_(tm.parameters(), 0.1)
+        on = ok.nn.utils.clip_grad_norm_(om.parameters(), 0.1)
+        np.testing.assert_allclose(float(on), float(tn), rtol=1e-5)
+        to.step()
+        oo.step()
+    for k, v in tm.state_dict().items():
+        np.testing.assert_allclose(np.asarray(om.state_dict()[k].numpy()), v.numpy(), rtol=1e-5, atol=1e-6)
