@@ -399,7 +399,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30, help="steps per block")
     ap.add_argument("--repeats", type=int, default=10, help="interleaved blocks per runner")
-    ap.add_argument("--workloads", nargs="+", default=["mlp", "lenet", "resnet8", "lstm", "lm"], choices=["mlp", "lenet", "lm", "resnet8", "lstm"])
+    names = ["mlp", "lenet", "resnet8", "lstm", "lm"]
+    ap.add_argument("--workloads", nargs="+", default=names, choices=names)
     ap.add_argument("--ortt-python", default=DEFAULT_ORTT, help="python of the onnxruntime-training virtualenv")
     args = ap.parse_args()
     import onnxruntime
