@@ -351,3 +351,76 @@ def test_inplace_write_into_plain_tensor_records_gradient():
     assert got[:3] == want[:3] == (True, True, False)
     for g, t in zip(got[3:], want[3:]):
         np.testing.assert_allclose(g, t, rtol=1e-6, atol=1e-6)
+
+
+# ----- ResNet-8 (CIFAR-style, BatchNorm, projection shortcuts, Adam): the conv-net of issue 12 -----------
+RESNET8_SRC = '''
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet8(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = BasicBlock(16, 16)
+        self.layer2 = BasicBlock(16, 32, 2)
+        self.layer3 = BasicBlock(32, 64, 2)
+        self.linear = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+def train(net, images, labels, steps=3):
+    optimizer = optim.Adam(net.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss()
+    losses = []
+    net.train()
+    for i in range(steps):
+        x = torch.from_numpy(images[i * 16:(i + 1) * 16])
+        y = torch.from_numpy(labels[i * 16:(i + 1) * 16])
+        optimizer.zero_grad()
+        loss = criterion(net(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+'''
+
+
+def test_resnet8_torch_style_loop_and_trainer_follow_torch():
+    """Forward, Adam steps through BatchNorm and projection shortcuts, running statistics and the eval-mode
+    output equal torch's, written torch-style and driven by ok.Trainer."""
+    images, labels = cifar_like(48)
+    t, o, tm, om = twin(RESNET8_SRC, "ResNet8")
+    want = t["train"](tm, images, labels)
+    got = o["train"](om, images, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert_same_params(om, tm, rtol=2e-3, atol=2e-4)  # Adam divides by sqrt(v): rounding grows a little
+    tm.eval()
+    om.eval()
+    np.testing.assert_allclose(om(ok.tensor(images[:8])).numpy(), tm(_torch.from_numpy(images[:8])).detach().numpy(),
+                               rtol=1e-3, atol=1e-3)
+
+    _, o2, tm2, om2 = twin(RESNET8_SRC, "ResNet8")
+    tr = ok.Trainer(om2, ok.nn.CrossEntropyLoss(), ok.optim.Adam(om2.parameters(), lr=1e-3))
+    losses = [tr.step(images[i * 16:(i + 1) * 16], labels[i * 16:(i + 1) * 16]) for i in range(3)]
+    np.testing.assert_allclose(losses, want, rtol=1e-4, atol=1e-5)
