@@ -73,26 +73,18 @@ def _check_name(kind, name, module, store):
 
 
 @contextlib.contextmanager
-def _module_call(module):
-    """Scope node names by the module path: the outermost call names every submodule by its path
-    and builds its own nodes unprefixed; nested calls build theirs under `path` (`features.3/Conv`)."""
+def _outermost_call(module):
+    """Scope node names by the module path: the outermost call names every submodule by its path and
+    builds its own nodes unprefixed; nested calls (Module.__call__) build theirs under `path`
+    (`features.3/Conv`)."""
     st = _st()
-    base = getattr(st, "module_base", None)
-    if base is None:  # outermost module call
-        for path, m in module.named_modules():
-            object.__setattr__(m, "_path", path)
-        st.module_base = len(st.scope)
-        try:
-            yield True
-        finally:
-            st.module_base = None
-        return
-    saved = st.scope
-    st.scope = saved[:base] + [module._path]
+    for path, m in module.named_modules():
+        object.__setattr__(m, "_path", path)
+    st.module_base = len(st.scope)
     try:
-        yield False
+        yield
     finally:
-        st.scope = saved
+        st.module_base = None
 
 
 class Module:
@@ -456,24 +448,38 @@ class Module:
     def __call__(self, *args, **kwargs):
         """Run forward under the module's name scope; a ShapeError or DTypeError gets the module path
         prefixed."""
-        with _module_call(self) as root:
-            try:
+        st = _st()
+        if getattr(st, "module_base", None) is None:  # outermost call: paths for every submodule
+            with _outermost_call(self):
+                return self._run(args, kwargs, True)
+        saved = st.scope  # a nested call (the hot path of every define-by-run step): no context manager
+        st.scope = saved[:st.module_base] + [self._path]
+        try:
+            return self._run(args, kwargs, False)
+        finally:
+            st.scope = saved
+
+    def _run(self, args, kwargs, root):
+        """forward between the hooks, with the module path prefixed to shape and dtype errors."""
+        try:
+            if self._forward_pre_hooks:
                 for hook in list(self._forward_pre_hooks.values()):
                     res = hook(self, args)
                     if res is not None:
                         args = res if isinstance(res, tuple) else (res,)
-                out = self.forward(*args, **kwargs)
+            out = self.forward(*args, **kwargs)
+            if self._forward_hooks:
                 for hook in list(self._forward_hooks.values()):
                     res = hook(self, args, out)
                     if res is not None:
                         out = res
-                return out
-            except (ShapeError, DTypeError) as e:
-                if e.path is None:
-                    e.path = "" if root else self._path
-                    where = type(self).__name__ if root else f"{self._path} ({type(self).__name__})"
-                    e.args = (f"{where}: {e.msg}",)
-                raise
+            return out
+        except (ShapeError, DTypeError) as e:
+            if e.path is None:
+                e.path = "" if root else self._path
+                where = type(self).__name__ if root else f"{self._path} ({type(self).__name__})"
+                e.args = (f"{where}: {e.msg}",)
+            raise
 
     def __deepcopy__(self, memo):
         """An independent copy (copy.deepcopy): parameters and buffers are copied, hooks carried over."""
