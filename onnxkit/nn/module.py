@@ -451,15 +451,15 @@ class Module:
         st = _st()
         if getattr(st, "module_base", None) is None:  # outermost call: paths for every submodule
             with _outermost_call(self):
-                return self._run(args, kwargs, True)
+                return self._call_impl(args, kwargs, True)
         saved = st.scope  # a nested call (the hot path of every define-by-run step): no context manager
         st.scope = saved[:st.module_base] + [self._path]
         try:
-            return self._run(args, kwargs, False)
+            return self._call_impl(args, kwargs, False)
         finally:
             st.scope = saved
 
-    def _run(self, args, kwargs, root):
+    def _call_impl(self, args, kwargs, root):
         """forward between the hooks, with the module path prefixed to shape and dtype errors."""
         try:
             if self._forward_pre_hooks:
