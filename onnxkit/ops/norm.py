@@ -1,6 +1,7 @@
-"""Normalization ops (torch.nn.functional names). Batch statistics are composed from ReduceMean,
-Sub, Pow, Add, Sqrt and Div (the pattern onnxruntime fuses into LayerNormalization), so their
-gradients come from the core rules; eval-mode batch norm is one BatchNormalization node.
+"""Normalization ops (torch.nn.functional names). layer_norm is one LayerNormalization node; the other
+per-instance statistics are composed from ReduceMean, Sub, Pow, Add, Sqrt and Div, so their gradients
+come from the core rules; batch norm is one BatchNormalization node (on the batch statistics in training,
+with one rule through them, autodiff.rules_nn._batch_statistics).
 Running-stat updates are buffer effects on the output node, applied when it is first evaluated."""
 import weakref
 
@@ -160,6 +161,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return out
 
 
+_LAYER_NORM_DTYPES = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}  # onnxruntime's kernels
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the trailing `normalized_shape` dims, then the elementwise affine."""
     x = as_tensor(input)
@@ -168,6 +172,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     trailing = x._shape[len(x._shape) - k:] if len(x._shape) >= k else None
     if trailing is None or any(isinstance(d, int) and d != n for d, n in zip(trailing, normalized_shape)):
         raise ValueError(f"layer_norm: expected input with trailing shape {normalized_shape}, got {tuple(x._shape)}")
+    if x.dtype in _LAYER_NORM_DTYPES:  # one fused op forward, its lean rule backward (lm step -6 %)
+        scale = cast(as_tensor(weight), x.dtype) if weight is not None else const(np.ones(normalized_shape), x.dtype)
+        shift = cast(as_tensor(bias), x.dtype) if bias is not None else const(np.zeros(normalized_shape), x.dtype)
+        return apply("LayerNormalization", [x, scale, shift], {"axis": -k, "epsilon": float(eps)},
+                     types=[(x.dtype, x._shape)])
     y, _, _ = normalize_over(x, list(range(len(x._shape) - k, len(x._shape))), eps)
     return _affine(y, weight, bias, lambda v: cast(as_tensor(v), x.dtype))
 
