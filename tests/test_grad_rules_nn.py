@@ -224,6 +224,8 @@ NORM = [
          [(2, 3, 4), (3, 4), (3, 4)], lambda x, s, b: F.layer_norm(x, (3, 4), s, b, eps=1e-3)),
     Case("layer_norm-functional-no-affine", lambda x: ok.nn.functional.layer_norm(x, 4), [(2, 3, 4)],
          lambda x: F.layer_norm(x, (4,))),
+    Case("group_norm-functional", lambda x, s, b: ok.nn.functional.group_norm(x, 2, s, b, eps=1e-3),
+         [(2, 4, 3, 3), (4,), (4,)], lambda x, s, b: F.group_norm(x, 2, s, b, eps=1e-3)),
     Case("batchnorm2d-eval", node("BatchNormalization"), [],
          lambda x, s, b, m, v: F.batch_norm(x, m, v, s, b, False),
          make=bn_f32(bn_inputs((2, 3, 2, 3), 3)), wrt=[0, 1, 2]),

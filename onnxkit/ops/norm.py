@@ -205,7 +205,12 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if isinstance(C, int) and C % num_groups:
         raise ValueError(f"group_norm: {C} channels are not divisible into {num_groups} groups")
     grouped = reshape(x, x.shape[0], num_groups, -1)
-    y, _, _ = normalize_over(grouped, [2], eps)
+    per_group = grouped._shape[2]
+    if x.dtype in _LAYER_NORM_DTYPES and isinstance(per_group, int):  # LayerNormalization over each group
+        y = apply("LayerNormalization", [grouped, const(np.ones(per_group), x.dtype), const(np.zeros(per_group), x.dtype)],
+                  {"axis": -1, "epsilon": float(eps)}, types=[(x.dtype, grouped._shape)])
+    else:
+        y, _, _ = normalize_over(grouped, [2], eps)
     return _affine(reshape(y, x.shape), weight, bias, lambda v: _per_channel(v, x))
 
 
