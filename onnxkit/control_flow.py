@@ -345,6 +345,11 @@ def scan(combine_fn, init, xs, dim=0, reverse=False):
         if s is not None and not -len(s) - 1 <= dim <= len(s):
             raise ValueError(f"scan: dim {dim} is out of range to stack outputs of shape {format_shape(s)}")
     out_axes = [dim % (len(s) + 1) for _, s in y_types]
+    if length == 0:  # onnxruntime's Scan cannot slice an empty sequence: the carry is init, the ys are empty
+        from .ops import identity
+        from .tensor import zeros
+        ys = [zeros(tuple(s[:a]) + (0,) + tuple(s[a:]), dtype=d) for (d, s), a in zip(y_types, out_axes)]
+        return init_rebuild([identity(t) for t in init_leaves]), spec["ys"](ys)
     n = len(init_leaves) + len(y_types)
     types = init_types + [(d, (length,) + s) for d, s in y_types]
     # time-major, forward Scan with explicit Transpose/flip around it (what scan_*_axes/directions would

@@ -589,3 +589,19 @@ def test_scan_combine_fn_changing_the_carry_dtype_raises():
         return c.double(), x
     with pytest.raises(ValueError, match=r"step.*expected \(2,\) float32, got \(2,\) float64"):
         ok.scan(step, ok.zeros(2), ok.ones(3, 2))
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_scan_over_an_empty_sequence_returns_init_and_empty_outputs(dim):
+    """onnxruntime's Scan cannot slice a zero-length sequence; ok.scan does not emit one."""
+    xs = ok.tensor(np.zeros((0, 3) if dim == 0 else (3, 0), np.float32))
+    init = ok.tensor(np.full(3, 2.0, np.float32), requires_grad=True)
+
+    def body(c, x):
+        c2 = c * x
+        return c2, c2 * 2
+    c, ys = ok.scan(body, init, xs, dim=dim)
+    np.testing.assert_allclose(c.numpy(), [2.0, 2.0, 2.0])
+    assert ys.numpy().shape == ((0, 3) if dim == 0 else (3, 0))
+    c.sum().backward()
+    np.testing.assert_allclose(init.grad.numpy(), [1.0, 1.0, 1.0])
