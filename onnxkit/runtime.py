@@ -279,8 +279,8 @@ def _compile(outputs, nodes, leaves):
                          "run it through ok.export(...) and ok.Session, or call the model on ok.tensor values")
     if expand_macros(nodes):  # first run of this structure: build what its macros stand for
         nodes, leaves_now = topo(outputs, cut_evaluated=True)
-        baked = [t for t in leaves_now if t.kind == "value" and id(t) not in fed]
-        if baked:
+        baked = [t for t in leaves_now if t.kind != "const" and id(t) not in fed]
+        if baked:  # they would become initializers of a session that other graphs of this structure reuse
             raise RuntimeError(f"internal error: a macro expansion read {len(baked)} value(s) that are not "
                                "inputs of the macro")
         now = {id(t) for t in leaves_now}  # fed leaves the real graph no longer reads stay graph inputs
