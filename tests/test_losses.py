@@ -261,6 +261,10 @@ GRADCHECKS = {
     "cross_entropy-weight-ignore-smoothing": (
         lambda x, t, w: F.cross_entropy(x, t, weight=w, ignore_index=1, label_smoothing=0.2),
         lambda rng: _cls(rng) + [np.array([1.0, 2.0, 0.5, 1.5])], [0]),
+    "cross_entropy-picked-ignore": (lambda x, t: F.cross_entropy(x, t, ignore_index=1), _cls, [0]),
+    "cross_entropy-picked-kdim-none": (lambda x, t: F.cross_entropy(x, t, reduction="none"),
+                                       lambda rng: [rng.standard_normal((2, 3, 4)), rng.integers(0, 3, (2, 4))],
+                                       [0]),
     "cross_entropy-probs": (lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1),
                             lambda rng: [rng.standard_normal((2, 3)), rng.dirichlet(np.ones(3), 2)], None),
     "nll_loss-kdim": (lambda x, t: F.nll_loss(x, t, reduction="sum"),

@@ -19,7 +19,7 @@ from .core import (as_tensor, cast, where, eq, ne, gt, lt, le, abs_, exp, log, r
                    logical_not, minimum, dim_size, sqrt)
 from .distance import clamp_min_no_grad, pairwise_distance
 from .reduce import sum, mean, amax, log_softmax, cumsum
-from .shape import unsqueeze, reshape, gather, index_select
+from .shape import unsqueeze, squeeze, reshape, gather, index_select
 
 __all__ = ["l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "cross_entropy", "nll_loss", "poisson_nll_loss",
            "gaussian_nll_loss", "kl_div", "binary_cross_entropy", "binary_cross_entropy_with_logits",
@@ -197,6 +197,8 @@ def _class_targets(logp, target, weight, ignore_index, label_smoothing, reductio
     if not _same_shape(t._shape, expected):
         raise shape_error(f"expected target of shape {_fmt(expected)} for input of shape {_fmt(logp._shape)}, "
                           f"got {_fmt(t._shape)}")
+    if weight is None and not label_smoothing:
+        return _picked_nll(logp, t, class_dim, ignore_index, reduction)
     classes = np.arange(c, dtype=t.dtype)
     if 0 <= ignore_index < c:
         classes[ignore_index] = np.iinfo(t.dtype).min
@@ -217,6 +219,19 @@ def _class_targets(logp, target, weight, ignore_index, label_smoothing, reductio
         return -sum(q * logp, class_dim)
     total = -sum(q * logp)
     return total / sum(w_hit) if reduction == "mean" else total
+
+
+def _picked_nll(logp, t, class_dim, ignore_index, reduction):
+    """-logp at each target class, picked by GatherElements: per-row work instead of a one-hot over the
+    classes (its gradient scatters into the class dim). Rows whose target is ignore_index count for nothing."""
+    keep = ne(t, ignore_index)
+    safe = where(keep, t, const(0, t.dtype))
+    picked = apply("GatherElements", [logp, unsqueeze(safe, class_dim)], {"axis": class_dim},
+                   types=[(logp.dtype, tuple(d if i != class_dim else 1 for i, d in enumerate(logp._shape)))])
+    losses = -(squeeze(picked, class_dim) * cast(keep, logp.dtype))
+    if reduction == "none":
+        return losses
+    return sum(losses) / sum(cast(keep, logp.dtype)) if reduction == "mean" else sum(losses)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
