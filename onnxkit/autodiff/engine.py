@@ -182,6 +182,12 @@ def backward(t, gradient=None, create_graph=False):
                 leaf.grad = leaf.grad + g
 
 
+def _evaluated_in(nodes):
+    """Whether an output of `nodes` holds a value. Read through node.outputs, which an in-place change
+    updates (the snapshot that takes over a node is its output from then on, value included)."""
+    return any(o._value is not None for n in nodes for o in n.outputs)
+
+
 def _deferred_grads(out, gradient):
     """[(leaf, gradient)] with the gradients as outputs of one macro node, so that a define-by-run step
     that repeats its structure skips building its backward graph; None where the eager walk must run
@@ -213,11 +219,10 @@ def _deferred_grads(out, gradient):
     if not bases:
         return []
     seed = () if gradient is None else (_seed(out, gradient),)  # checked now, as the eager walk does
-    cone = [o for n in nodes for o in n.outputs]
 
     def expand(o, *rest):
         grads, _ = _backprop([o], [rest[0] if seed else None])
         return [grads[id(b)] if grads.get(id(b)) is not None else const(np.zeros(b._shape), b.dtype) for b in bases]
     outs = macro(("backward", len(seed), len(bases)), [out, *seed, *firsts], [(b.dtype, b._shape) for b in bases],
-                 expand, keyable=lambda: all(o._value is None for o in cone))
+                 expand, keyable=lambda: not _evaluated_in(nodes))
     return list(zip(bases, outs))
