@@ -303,6 +303,16 @@ def _compile(outputs, nodes, leaves):
     return _Compiled(sess, fed_order, data)
 
 
+def _in_order(targets, assigns):
+    """Apply deferred assignments one run at a time in the order they were made, when one of them was
+    built after another that it reads (`a.copy_(..); b -= a * lr`: b's update must see a's new value,
+    which a single run, feeding every leaf's old value, would not); then evaluate the targets."""
+    for leaf, new, seq in sorted(assigns, key=lambda a: a[2]):
+        _pending[id(leaf)], _assigned_at[id(leaf)] = (leaf, new), seq
+        evaluate([])
+    return evaluate(targets)
+
+
 def evaluate(targets):
     """Run the sub-DAG for `targets` (and any deferred assignments and buffer updates) in one
     onnxruntime call; returns the target values and memoizes them on the tensors."""
@@ -317,6 +327,10 @@ def evaluate(targets):
     _assigned_at.clear()
     outputs = targets + [new for _, new, _ in assigns]
     nodes, leaves = topo(outputs, cut_evaluated=True)
+    if len(assigns) > 1:
+        assigned = {id(leaf) for leaf, _, _ in assigns}
+        if any(id(t) in assigned for t in leaves):  # one update was built after another it reads
+            return _in_order(targets, assigns)
     effects = [(leaf, new, n.seq) for n in nodes if n.effects for leaf, new in n.effects]
     if effects:
         for n in nodes:
