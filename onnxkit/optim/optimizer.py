@@ -254,9 +254,9 @@ class Optimizer:
         def expand(*args):
             h, args = dict(zip(names, args)), args[len(names):]
             step_t, args, its = args[0], args[1:], []
-            for i, (_, _, st) in enumerate(items):
+            for i in range(len(items)):  # the state as the slots only: anything else would be baked in
                 p, g, *vals = args[i * (2 + len(slots)):(i + 1) * (2 + len(slots))]
-                its.append((p, g, {**st, **dict(zip(slots, vals))}))
+                its.append((p, g, dict(zip(slots, vals))))
             news = self.build_updates(group, h, step_t, its)
             return [t for new_p, new_state in news for t in (new_p, *(new_state[s] for s in slots))]
         types = [(t.dtype, t._shape) for p, _, st in items for t in (p, *(st[s] for s in slots))]
