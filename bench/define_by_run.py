@@ -68,14 +68,7 @@ def versus_trainer(name, steps, repeats):
     model, _, (loss_fn, _), (opt, _), x, y, _ = train_step.workload(name)
     model2, _, (loss2, _), (opt2, _), _, _, _ = train_step.workload(name)
     trainer = ok.Trainer(model2, loss2, opt2)
-    ox, oy = ok.tensor(x), ok.tensor(y)
-
-    def loop():
-        opt.zero_grad()
-        loss = loss_fn(model(ox), oy)
-        loss.backward()
-        opt.step()
-        loss.item()
+    loop = train_step.torch_style_step(model, loss_fn, opt, ok.tensor(x), ok.tensor(y))
     runs = {"define-by-run": loop, "Trainer": lambda: trainer.step(x, y)}
     for fn in runs.values():
         for _ in range(12):

@@ -26,6 +26,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from train_step import time_steps  # noqa: E402  (the same per-step timer as the other workloads)
 THREADS = 2
 VOCAB, EMB, HID, CLASSES, BATCH, SEQ = 5000, 64, 128, 4, 32, 35
 
@@ -45,15 +46,6 @@ def classifier(lib):
             return self.fc(out[:, -1])
 
     return LSTMClassifier()
-
-
-def time_steps(fn, steps):
-    out = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out[1:]  # the first step of a block pays for waking the threads
 
 
 def main():

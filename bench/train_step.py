@@ -227,6 +227,18 @@ def time_steps(fn, steps):
     return out[1:]  # the first step of a block pays for waking the threads
 
 
+def torch_style_step(model, loss_fn, opt, x, y):
+    """One step of the loop torch's tutorials write (zero_grad, forward, loss, backward, step, loss.item()),
+    for a torch or an onnxkit model alike."""
+    def step():
+        opt.zero_grad()
+        out = loss_fn(model(x), y)
+        out.backward()
+        opt.step()
+        out.item()
+    return step
+
+
 def bench_in_process(name, steps, repeats):
     """{runner: per-step times in ms} for ok.Trainer (spinning on and off), onnxkit's torch-style loop and
     torch eager, interleaved."""
@@ -236,32 +248,18 @@ def bench_in_process(name, steps, repeats):
     om, tm, (loss, tloss), (opt, topt), x, y, _ = workload(name)
     tx, ty = torch.tensor(x), torch.tensor(y)
 
-    def torch_step():
-        topt.zero_grad()
-        out = tloss(tm(tx), ty)
-        out.backward()
-        topt.step()
-        out.item()
-
     om2, _, (loss2, _), (opt2, _), _, _, _ = workload(name)  # a copy per runner: each Trainer owns its Module
     om3, _, (loss3, _), (opt3, _), _, _, _ = workload(name)
-    ox, oy = ok.tensor(x), ok.tensor(y)
-
-    def onnxkit_loop():  # the same loop as torch_step, written with onnxkit
-        opt3.zero_grad()
-        out = loss3(om3(ox), oy)
-        out.backward()
-        opt3.step()
-        out.item()
-
+    torch_step = torch_style_step(tm, tloss, topt, tx, ty)
+    onnxkit_loop = torch_style_step(om3, loss3, opt3, ok.tensor(x), ok.tensor(y))  # the same loop in onnxkit
     spin = ok.Trainer(om, loss, opt, spinning=True)
     nospin = ok.Trainer(om2, loss2, opt2, spinning=False)
     runs = {"onnxkit Trainer (spinning)": lambda: spin.step(x, y),
             "onnxkit Trainer (no spinning)": lambda: nospin.step(x, y),
             "onnxkit define-by-run loop": onnxkit_loop, "torch eager": torch_step}
     if name == "mlp":  # the floor: a hand-written minimal step graph run like the Trainer's
-        _, _, _, _, x4, y4, _ = workload(name)
-        runs["hand-written minimal graph"] = minimal_mlp_step(workload(name)[0], x4, y4)
+        om4, _, _, _, x4, y4, _ = workload(name)
+        runs["hand-written minimal graph"] = minimal_mlp_step(om4, x4, y4)
     for fn in runs.values():  # warm up: build, compile, first runs
         for _ in range(5):
             fn()
