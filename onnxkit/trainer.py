@@ -250,14 +250,8 @@ class Trainer:
             raise TypeError("step(*inputs, target) needs at least one input and the target")
         arrays = [self._batch(a) for a in inputs_and_target]
         leaves, g, step = self._prepare_step(arrays)
-        b, bound = self._bindings[self._cur], self._bound[self._cur]
-        for k, (name, arr) in enumerate(zip(self._data_names, arrays)):
-            if bound[k] is not arr:  # the binding keeps a reference: rebinding the same array is skipped
-                b.bind_cpu_input(name, arr)
-                bound[k] = arr
-        if g.random:
-            for name, arr in g.random_feeds(g.data_dims(arrays), self.seed, step).items():
-                b.bind_cpu_input(name, arr)
+        b = self._bindings[self._cur]
+        self._bind_batch(b, self._bound[self._cur], arrays, g, step)
         self._sess.run_with_iobinding(b)
         loss = float(self._loss)
         if not math.isfinite(loss):
@@ -274,6 +268,17 @@ class Trainer:
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
         return loss
+
+    def _bind_batch(self, b, bound, arrays, g, step):
+        """Bind the batch (and the step's random inputs) to IOBinding `b`; `bound` remembers what each data
+        input holds, since the binding keeps a reference: rebinding the same array is skipped."""
+        for k, (name, arr) in enumerate(zip(self._data_names, arrays)):
+            if bound[k] is not arr:
+                b.bind_cpu_input(name, arr)
+                bound[k] = arr
+        if g.random:
+            for name, arr in g.random_feeds(g.data_dims(arrays), self.seed, step).items():
+                b.bind_cpu_input(name, arr)
 
     # ----- evaluation --------------------------------------------------------------------------
     def _eval_feeds(self):

@@ -183,14 +183,8 @@ class DistributedTrainer(Trainer):
         j = self._cur
         t0 = time.perf_counter()
         if len(local[-1]):
-            gb, bound = self._gbind[j], self._bound[j]
-            for k, (name, arr) in enumerate(zip(self._data_names, local)):
-                if bound[k] is not arr:
-                    gb.bind_cpu_input(name, arr)
-                    bound[k] = arr
-            if g.random:
-                for name, arr in g.random_feeds(g.data_dims(local), self.seed, step).items():
-                    gb.bind_cpu_input(name, arr)
+            gb = self._gbind[j]
+            self._bind_batch(gb, self._bound[j], local, g, step)
             self._gsess.run_with_iobinding(gb)
             scale = weight
         else:  # no rows here: contribute zeros, keep this rank's buffers
