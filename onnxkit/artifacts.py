@@ -65,7 +65,11 @@ def load_training_state(folder, model, optimizer, state=None):
     the trajectory. Returns the number of steps the state has taken."""
     from safetensors import safe_open
     from .serialization import load_state_dict_file
-    with open(os.path.join(folder, "meta.json")) as f:
+    meta_path = os.path.join(folder, "meta.json")
+    if not os.path.isfile(meta_path):
+        raise FileNotFoundError(f"{folder} is not a training-artifacts folder (no meta.json); "
+                                "ok.training_artifacts(...) writes one")
+    with open(meta_path) as f:
         meta = json.load(f)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{folder}: meta.json has format {meta.get('format')!r}, expected {FORMAT!r}")

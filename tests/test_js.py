@@ -308,3 +308,9 @@ def test_browser_lenet_digits_demo(digits, tmp_path):
     m2 = mod.lenet5()
     cont = ok_trainer(folder, m2, optim.Adam(m2.parameters(), lr=2e-3), 5, state=saved)
     np.testing.assert_allclose(cont, whole[STEPS:], **TOL)
+
+
+def test_load_training_state_names_a_folder_that_is_not_artifacts(tmp_path):
+    m = nn.Linear(2, 2)
+    with pytest.raises(FileNotFoundError, match="not a training-artifacts folder"):
+        ok.load_training_state(tmp_path, m, optim.SGD(m.parameters(), lr=0.1))
