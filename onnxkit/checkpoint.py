@@ -89,6 +89,13 @@ def remove_stale_temps(directory):
     return removed
 
 
+def _umask():
+    """The process's umask (os.umask can only be read by setting it)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path to write; on success it is flushed and renamed over `path`, on failure
@@ -100,6 +107,7 @@ def atomic_path(path):
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # as a plain open() would create it (writers may make it 0600)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -219,3 +219,12 @@ def test_checkpoint_keeps_scalars_zero_dimensional(tmp_path):
 def test_save_points_a_module_to_its_state_dict(tmp_path):
     with pytest.raises(TypeError, match=r"pass model\.state_dict\(\)"):
         ok.save(nn.Linear(2, 2), tmp_path / "m.safetensors")
+
+
+def test_saved_files_get_the_umask_permissions_not_0600(tmp_path):
+    mask = os.umask(0o22)
+    try:
+        ok.save({"a": ok.tensor(np.ones(2, np.float32))}, tmp_path / "w.safetensors")
+    finally:
+        os.umask(mask)
+    assert (os.stat(tmp_path / "w.safetensors").st_mode & 0o777) == 0o644
