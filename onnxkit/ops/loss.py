@@ -225,13 +225,12 @@ def _picked_nll(logp, t, class_dim, ignore_index, reduction):
     """-logp at each target class, picked by GatherElements: per-row work instead of a one-hot over the
     classes (its gradient scatters into the class dim). Rows whose target is ignore_index count for nothing."""
     keep = ne(t, ignore_index)
-    safe = where(keep, t, const(0, t.dtype))
-    picked = apply("GatherElements", [logp, unsqueeze(safe, class_dim)], {"axis": class_dim},
-                   types=[(logp.dtype, tuple(d if i != class_dim else 1 for i, d in enumerate(logp._shape)))])
-    losses = -(squeeze(picked, class_dim) * cast(keep, logp.dtype))
+    counted = cast(keep, logp.dtype)
+    picked = gather(logp, class_dim, unsqueeze(where(keep, t, const(0, t.dtype)), class_dim))
+    losses = -(squeeze(picked, class_dim) * counted)
     if reduction == "none":
         return losses
-    return sum(losses) / sum(cast(keep, logp.dtype)) if reduction == "mean" else sum(losses)
+    return sum(losses) / sum(counted) if reduction == "mean" else sum(losses)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
