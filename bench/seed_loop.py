@@ -29,34 +29,16 @@ def data(seed=0):
     return [rng.standard_normal(s).astype(np.float32) for s in shapes]
 
 
-def run_loop(steps, arrays):
-    """The seed's loop, written exactly as in torch; returns the final weights."""
-    x, y = ok.tensor(arrays[0]), ok.tensor(arrays[1])
-    w1 = ok.tensor(arrays[2], requires_grad=True)
-    w2 = ok.tensor(arrays[3], requires_grad=True)
+def run_loop(lib, steps, arrays):
+    """The seed's loop, written exactly as in torch, with `lib` onnxkit or torch; returns the final weights."""
+    x, y = lib.tensor(arrays[0]), lib.tensor(arrays[1])
+    w1 = lib.tensor(arrays[2], requires_grad=True)
+    w2 = lib.tensor(arrays[3], requires_grad=True)
     for _ in range(steps):
         y_pred = x.mm(w1).clamp(min=0).mm(w2)
         loss = (y_pred - y).pow(2).sum()
         loss.backward()
-        with ok.no_grad():
-            w1 -= LR * w1.grad
-            w2 -= LR * w2.grad
-            w1.grad.zero_()
-            w2.grad.zero_()
-    return w1.numpy(), w2.numpy()
-
-
-def run_torch(steps, arrays):
-    """The same loop in torch eager."""
-    import torch
-    x, y = torch.tensor(arrays[0]), torch.tensor(arrays[1])
-    w1 = torch.tensor(arrays[2], requires_grad=True)
-    w2 = torch.tensor(arrays[3], requires_grad=True)
-    for _ in range(steps):
-        y_pred = x.mm(w1).clamp(min=0).mm(w2)
-        loss = (y_pred - y).pow(2).sum()
-        loss.backward()
-        with torch.no_grad():
+        with lib.no_grad():
             w1 -= LR * w1.grad
             w2 -= LR * w2.grad
             w1.grad.zero_()
@@ -101,8 +83,9 @@ def main():
     torch.set_num_threads(2)
     arrays = data()
     sess = build_step(arrays)
-    runners = {"onnxkit define-by-run loop": run_loop, "onnxkit precompiled step": lambda n, a: run_step(sess, n, a),
-               "torch eager, same loop": run_torch}
+    runners = {"onnxkit define-by-run loop": lambda n, a: run_loop(ok, n, a),
+               "onnxkit precompiled step": lambda n, a: run_step(sess, n, a),
+               "torch eager, same loop": lambda n, a: run_loop(torch, n, a)}
     for fn in runners.values():  # warm up: compile the loop's graphs, touch the sessions
         fn(3, arrays)
     ms, finals = {k: [] for k in runners}, {}
