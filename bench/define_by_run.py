@@ -4,7 +4,8 @@ The loop is `opt.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); opt.
 on the workloads of bench/train_step.py. Prints the median ms per phase: Python building the forward,
 backward() (one macro node), step() (one macro node and the deferred assignments), the Python part of
 the evaluation (topological sort, structure key, feeds, results) and the onnxruntime run itself; then
-the whole step against Trainer.step in interleaved blocks.
+the whole step, plain and with model.compile() (nn.compiled: the forward replayed as one macro node),
+against Trainer.step in interleaved blocks.
 
     python bench/define_by_run.py [--workloads lenet resnet8] [--steps 20] [--repeats 6]
 """
@@ -35,9 +36,11 @@ class _Timed:
         return out
 
 
-def phases(name, steps):
+def phases(name, steps, compiled=False):
     """Median ms of each phase of the define-by-run step over `steps` steps after warm-up."""
     model, _, (loss_fn, _), (opt, _), x, y, _ = train_step.workload(name)
+    if compiled:
+        model.compile()
     ox, oy = ok.tensor(x), ok.tensor(y)
     acc, tune = [0.0], runtime._tune_spinning
     runtime._tune_spinning = lambda entry: _Timed(tune(entry), acc)
@@ -63,10 +66,13 @@ def phases(name, steps):
     return np.median(np.array(rows), axis=0) * 1e3
 
 
-def versus_trainer(name, steps, repeats):
-    """(define-by-run ms, Trainer ms): medians of interleaved blocks."""
+def versus_trainer(name, steps, repeats, compiled=False):
+    """(define-by-run ms, Trainer ms): medians of interleaved blocks. One define-by-run loop per
+    comparison: two loops alternating would stop their sessions from spinning (runtime._tune_spinning)."""
     model, _, (loss_fn, _), (opt, _), x, y, _ = train_step.workload(name)
     model2, _, (loss2, _), (opt2, _), _, _, _ = train_step.workload(name)
+    if compiled:
+        model.compile()
     trainer = ok.Trainer(model2, loss2, opt2)
     loop = train_step.torch_style_step(model, loss_fn, opt, ok.tensor(x), ok.tensor(y))
     runs = {"define-by-run": loop, "Trainer": lambda: trainer.step(x, y)}
@@ -88,13 +94,14 @@ def main():
     ap.add_argument("--repeats", type=int, default=6)
     args = ap.parse_args()
     for name in args.workloads:
-        fwd, bwd, step, ev, ort = phases(name, args.steps)
-        dbr, tr = versus_trainer(name, args.steps, args.repeats)
-        print(f"{name}: forward build {fwd:.3f}  backward() {bwd:.3f}  step() {step:.3f}  evaluate (Python) {ev:.3f}  "
-              f"onnxruntime run {ort:.3f} ms")
-        print(f"{name}: define-by-run step {dbr:.3f} ms, ok.Trainer step {tr:.3f} ms: {dbr / tr:.2f}x the Trainer "
-              "(target <= 1.1)")
-
+        for compiled in (False, True):
+            fwd, bwd, step, ev, ort = phases(name, args.steps, compiled)
+            print(f"{name}{' (model.compile())' if compiled else ''}: forward build {fwd:.3f}  backward() {bwd:.3f}  "
+                  f"step() {step:.3f}  evaluate (Python) {ev:.3f}  onnxruntime run {ort:.3f} ms")
+        for compiled in (False, True):
+            dbr, tr = versus_trainer(name, args.steps, args.repeats, compiled)
+            print(f"{name}: define-by-run step{' with model.compile()' if compiled else ''} {dbr:.3f} ms, "
+                  f"ok.Trainer step {tr:.3f} ms: {dbr / tr:.2f}x the Trainer (target <= 1.1)")
 
 if __name__ == "__main__":
     main()

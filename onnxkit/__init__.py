@@ -29,6 +29,7 @@ _LAZY = {
     "training_artifacts": ("onnxkit.artifacts", "training_artifacts"),
     "load_training_state": ("onnxkit.artifacts", "load_training_state"),
     "distributed": ("onnxkit.distributed", None),
+    "compile": ("onnxkit.nn.compiled", "compile"),
 }
 
 

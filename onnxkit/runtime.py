@@ -222,13 +222,14 @@ def _tune_spinning(entry):
     """Spinning intra-op threads make a session that runs again and again faster (LeNet-5 define-by-run
     step 6.6 -> 5.2 ms), but slow down another session run while they spin (two sessions alternating:
     9.3 -> 12.5 ms). So a session starts without spinning, is recreated with it once it has run
-    PROMOTE_AFTER times in a row, and goes back for good when another session runs between two of its
-    runs. Returns the session to run."""
+    PROMOTE_AFTER times in a row, and goes back for good when another session runs fewer times than
+    that between two of its runs (interleaved; a train phase, then an eval phase, then training again
+    keeps it). Returns the session to run."""
     last, count = _streak
     if entry is last:
         _streak[1] = count + 1
     else:
-        if entry.spins and _before_last[0] is entry:  # entry, other, entry: alternating with another session
+        if entry.spins and _before_last[0] is entry and count < PROMOTE_AFTER:  # entry, other, entry
             entry.sess, entry.spins = make_inference_session(entry.model, default_device, spinning=False), False
         _before_last[0] = last
         _streak[:] = [entry, 1]

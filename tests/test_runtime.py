@@ -156,3 +156,24 @@ def test_a_session_run_again_and_again_spins_and_stops_when_another_alternates_w
     for _ in range(2 * runtime.PROMOTE_AFTER):
         run_a()
     assert a.spins is False  # not promoted again
+
+
+def test_a_spinning_session_keeps_spinning_across_phases_of_another():
+    """Train steps, an eval phase of PROMOTE_AFTER runs or more, train steps again: still spinning
+    (a demotion there would leave every later epoch without it)."""
+    w = ok.tensor(np.ones(3, np.float32))
+
+    def run_a():
+        return (w * 3.0 + 1.0).numpy()
+
+    def run_b():
+        return (w - 7.0).numpy()
+    run_a()
+    a = runtime._streak[0]
+    for _ in range(runtime.PROMOTE_AFTER):
+        run_a()
+    assert a.spins is True
+    for _ in range(runtime.PROMOTE_AFTER):
+        np.testing.assert_allclose(run_b(), [-6.0, -6.0, -6.0])
+    np.testing.assert_allclose(run_a(), [4.0, 4.0, 4.0])
+    assert a.spins is True

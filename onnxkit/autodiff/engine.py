@@ -43,8 +43,13 @@ def _reduce_where_one(g, like, dims):
 
 
 def _walk(outputs):
-    """Nodes between the outputs and tensors that require grad, in topological order, and the leaves."""
+    """Nodes between the outputs and tensors that require grad, in topological order, and the leaves.
+    Macro nodes (a compiled module's replayed forward) are expanded first: rules see the real graph."""
     nodes, leaves = topo(outputs)
+    if any(n.macro is not None and n.macro[2] is not None for n in nodes):
+        from ..macro import expand_macros
+        expand_macros(nodes)
+        nodes, leaves = topo(outputs)
     return [n for n in nodes if n.custom or any(t.requires_grad for t in n.outputs)], leaves
 
 
@@ -202,6 +207,11 @@ def _deferred_grads(out, gradient):
             continue
         if node.custom or any(o._hooks for o in node.outputs):
             return None
+        if node.macro is not None and node.macro[2] is not None:  # a replayed forward: its recorded reach
+            for o, ins in zip(node.outputs, node.macro[2]):
+                if id(o) in reached:
+                    reached.update(id(node.inputs[i]) for i in ins if node.inputs[i].requires_grad)
+            continue
         if lookup(node) is None:
             continue
         for i in (node.inputs + list(node.outer.values()) if node.outer else node.inputs):

@@ -30,6 +30,49 @@ def _addindent(s, n):
     return "\n".join([first] + [(" " * n + line) if line.strip() else "" for line in rest])
 
 
+tree_version = [0]  # bumped by every change of any module's parameters, buffers, submodules or hooks
+
+
+class _Store(collections.OrderedDict):
+    """A module's parameters, buffers, submodules or hooks: every change bumps tree_version, which
+    compiled modules (nn.compiled) guard on."""
+
+    def __setitem__(self, key, value):
+        if key not in self or self[key] is not value:  # `model.w += 1` sets the same Parameter again
+            tree_version[0] += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        tree_version[0] += 1
+        super().__delitem__(key)
+
+    def pop(self, key, *default):
+        if key in self:
+            tree_version[0] += 1
+        return super().pop(key, *default)
+
+    def popitem(self, last=True):
+        tree_version[0] += 1
+        return super().popitem(last)
+
+    def clear(self):
+        tree_version[0] += 1
+        super().clear()
+
+    def update(self, *args, **kwargs):
+        tree_version[0] += 1
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            tree_version[0] += 1
+        return super().setdefault(key, default)
+
+    def move_to_end(self, key, last=True):
+        tree_version[0] += 1
+        super().move_to_end(key, last)
+
+
 class IncompatibleKeys(collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
     """What load_state_dict returns (torch's _IncompatibleKeys)."""
     __slots__ = ()
@@ -92,10 +135,9 @@ class Module:
     training = True
 
     def __init__(self):
-        for name, value in (("_parameters", collections.OrderedDict()), ("_buffers", collections.OrderedDict()),
-                            ("_non_persistent", set()), ("_modules", collections.OrderedDict()),
-                            ("_forward_pre_hooks", collections.OrderedDict()),
-                            ("_forward_hooks", collections.OrderedDict()), ("training", True), ("_path", "")):
+        for name, value in (("_parameters", _Store()), ("_buffers", _Store()), ("_non_persistent", set()),
+                            ("_modules", _Store()), ("_forward_pre_hooks", _Store()), ("_forward_hooks", _Store()),
+                            ("training", True), ("_path", "")):
             object.__setattr__(self, name, value)
 
     # ----- registration ----------------------------------------------------------------------
@@ -346,6 +388,12 @@ class Module:
         """train(False): dropout off, batch norm on its running statistics."""
         return self.train(False)
 
+    def compile(self, *args, **kwargs):
+        """Replay the forward graph of repeated calls instead of rebuilding it (torch's Module.compile;
+        its options are accepted and ignored). See nn.compiled for the guards and the contract."""
+        from .compiled import Replay
+        object.__setattr__(self, "_replay", Replay(self))
+
     def requires_grad_(self, requires_grad=True):
         """Set requires_grad on every parameter (False freezes them)."""
         for p in self.parameters():
@@ -450,6 +498,9 @@ class Module:
         prefixed."""
         st = _st()
         if getattr(st, "module_base", None) is None:  # outermost call: paths for every submodule
+            replay = self.__dict__.get("_replay")
+            if replay is not None:  # Module.compile()
+                return replay(args, kwargs)
             with _outermost_call(self):
                 return self._call_impl(args, kwargs, True)
         saved = st.scope  # a nested call (the hot path of every define-by-run step): no context manager
@@ -488,7 +539,10 @@ class Module:
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for k, v in self.__dict__.items():
-            object.__setattr__(new, k, copy.deepcopy(v, memo))
+            if k != "_replay":  # recorded graphs belong to this module; the copy records its own
+                object.__setattr__(new, k, copy.deepcopy(v, memo))
+        if "_replay" in self.__dict__:
+            new.compile()
         return new
 
     def __getstate__(self):

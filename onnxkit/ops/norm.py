@@ -24,15 +24,23 @@ _latest_update = {}  # id(buffer) -> (weakref to buffer, weakref to the output w
 def buffer_value(buf):
     """The value `buf` will hold once pending updates apply: a second train-mode call built before
     the first is evaluated continues from the first's update, which it then supersedes."""
+    out, value = pending_update(buf)
+    if out is None:
+        return buf
+    out.node.effects = [e for e in out.node.effects if e[0] is not buf]
+    return value
+
+
+def pending_update(buf):
+    """(the output whose node holds buf's pending update, the new value), or (None, buf)."""
     buf_ref, out_ref = _latest_update.get(id(buf), (lambda: None, None))
     out = out_ref() if buf_ref() is buf else None
     if out is None or not out.node.effects:
-        return buf
+        return None, buf
     mine = [v for b, v in out.node.effects if b is buf]
     if not mine or any(t.kind == "input" for t in topo([out], cut_evaluated=True)[1]):
-        return buf  # an update in a traced graph (symbolic inputs: export, Trainer) is never applied here
-    out.node.effects = [e for e in out.node.effects if e[0] is not buf]
-    return mine[-1]
+        return None, buf  # an update in a traced graph (symbolic inputs: export, Trainer) is never applied here
+    return out, mine[-1]
 
 
 def add_buffer_updates(out, updates):

@@ -1,0 +1,275 @@
+"""Module.compile() (nn.compiled): a replayed forward gives the plain call's values, gradients, buffer
+updates and dropout draws exactly; guards send every change to a fresh trace; forwards that cannot be
+replayed (evaluations, in-place changes, hooks, foreign tensors) stay plain."""
+import copy
+
+import numpy as np
+import pytest
+
+import onnxkit as ok
+import onnxkit.nn as nn
+import onnxkit.nn.functional as F
+
+
+class Net(nn.Module):
+    """Conv, BatchNorm, dropout, a residual add and a tuple output: every kind of state a replay carries."""
+
+    def __init__(self, p=0.3):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.drop = nn.Dropout(p)
+        self.fc = nn.Linear(4 * 6 * 6, 5)
+
+    def forward(self, x, scale=1.0):
+        h = F.relu(self.bn(self.conv(x))) * scale
+        h = self.drop(h + self.conv(x))
+        return self.fc(h.flatten(1)), h.mean()
+
+
+def _data(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, 3, 6, 6)).astype(np.float32),
+            rng.integers(0, 5, n).astype(np.int64))
+
+
+def _train(compiled, steps=6, accumulate=1, **call):
+    ok.manual_seed(3)
+    model = Net()
+    if compiled:
+        model.compile()
+    opt = ok.optim.Adam(model.parameters(), lr=0.01)
+    x, y = (ok.tensor(a) for a in _data())
+    losses, kinds = [], []
+    for _ in range(steps):
+        opt.zero_grad()
+        for _ in range(accumulate):
+            logits, aux = model(x, **call)
+            kinds.append(logits.node.op_type)
+            loss = F.cross_entropy(logits, y) + 0.1 * aux
+            loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, {k: np.array(v) for k, v in model.state_dict().items()}, kinds
+
+
+def _assert_same_run(a, b):
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1].keys() == b[1].keys()
+    for k in a[1]:
+        np.testing.assert_array_equal(a[1][k], b[1][k], err_msg=k)
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_replayed_training_equals_plain_training(accumulate):
+    plain, compiled = _train(False, accumulate=accumulate), _train(True, accumulate=accumulate)
+    _assert_same_run(plain, compiled)
+    assert "Macro" not in plain[2]
+    assert compiled[2][:2] == [compiled[2][0]] * 2 and compiled[2][0] != "Macro"  # two plain traces ...
+    assert set(compiled[2][2:]) == {"Macro"}  # ... then one macro node per call
+    assert compiled[1]["bn.num_batches_tracked"] == 6 * accumulate
+
+
+def test_replay_with_non_tensor_argument_and_eval_mode():
+    _assert_same_run(_train(False, scale=2.0), _train(True, scale=2.0))
+    ok.manual_seed(0)
+    model = Net()
+    model.compile()
+    x = ok.tensor(_data()[0])
+    for _ in range(3):
+        model(x)[0].numpy()
+    model.eval()
+    plain = copy.deepcopy(model)
+    object.__delattr__(plain, "_replay")
+    for _ in range(4):
+        got, want = model(x, scale=0.5)[0].numpy(), plain(x, scale=0.5)[0].numpy()
+        np.testing.assert_allclose(got, want, rtol=0, atol=0)
+    assert model(x, scale=0.5)[0].node.op_type == "Macro"
+
+
+def _calls(model, x, n=3):
+    outs = [model(x) for _ in range(n)]
+    return outs[-1]
+
+
+def test_guards_new_shapes_frozen_parameters_and_replaced_parameters():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    model.compile()
+    rng = np.random.default_rng(1)
+    x = ok.tensor(rng.standard_normal((5, 4)).astype(np.float32))
+    assert _calls(model, x).node.op_type == "Macro"
+    x2 = ok.tensor(rng.standard_normal((7, 4)).astype(np.float32))
+    assert model(x2).node.op_type != "Macro"  # a new shape: traced again
+    model[0].weight.requires_grad_(False)
+    out = _calls(model, x)
+    out.sum().backward()
+    assert model[0].weight.grad is None and model[2].weight.grad is not None
+    model[2].weight = nn.Parameter(np.ones((2, 3), np.float32))
+    want = np.tanh(x.numpy() @ model[0].weight.numpy().T + model[0].bias.numpy()) @ np.ones((3, 2)) \
+        + model[2].bias.numpy()
+    np.testing.assert_allclose(_calls(model, x).numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_in_place_parameter_update_between_calls_is_seen():
+    model = nn.Linear(3, 2)
+    model.compile()
+    x = ok.tensor(np.ones((1, 3), np.float32))
+    outs = []
+    for i in range(5):
+        outs.append(model(x))
+        with ok.no_grad():
+            model.weight += 1.0
+    for i, o in enumerate(outs):  # each value as of when it was built
+        np.testing.assert_allclose(o.numpy(), (model.weight.numpy() - 5 + i).sum(1, keepdims=True).T
+                                   + model.bias.numpy(), rtol=1e-6)
+    assert outs[-1].node.op_type in ("Macro", "Identity")
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h * 2 if h.sum().item() > 0 else h - 1  # a branch on data: never replayed
+
+
+class Mutates(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        x.add_(1.0)  # changes the caller's tensor: never replayed
+        return self.fc(x)
+
+
+class Foreign(nn.Module):
+    def __init__(self, other):
+        super().__init__()
+        self.fc, self.other = nn.Linear(2, 2), other  # `other`: a tensor that is no parameter or buffer
+
+    def forward(self, x):
+        return self.fc(x) + self.other
+
+
+@pytest.mark.parametrize("make", [Branchy, Mutates, lambda: Foreign(ok.tensor(np.ones(2, np.float32)))])
+def test_forwards_that_cannot_be_replayed_stay_plain(make):
+    ok.manual_seed(0)
+    model, plain = make(), None
+    plain = copy.deepcopy(model)
+    model.compile()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        a = rng.standard_normal((3, 2)).astype(np.float32)
+        x1, x2 = ok.tensor(a), ok.tensor(a)
+        got, want = model(x1), plain(x2)
+        assert got.node.op_type != "Macro"
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(x1.numpy(), x2.numpy())
+
+
+def test_hooks_stop_replay_and_removing_them_resumes_it():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    model.compile()
+    x = ok.tensor(np.ones((1, 2), np.float32))
+    assert _calls(model, x).node.op_type == "Macro"
+    seen = []
+    handle = model[0].register_forward_hook(lambda m, a, o: seen.append(o))
+    assert _calls(model, x).node.op_type != "Macro" and len(seen) == 3
+    handle.remove()
+    assert _calls(model, x).node.op_type == "Macro"
+
+
+def test_gradients_of_gradients_and_grad_hooks_through_a_replayed_forward():
+    def run(compiled):
+        ok.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+        if compiled:
+            model.compile()
+        x = ok.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+        for _ in range(3):
+            out = model(x)
+        seen = []
+        out.register_hook(lambda g: seen.append(g.numpy()))
+        (gx,) = ok.grad(out.sum(), [x], create_graph=True)
+        penalty = (gx ** 2).sum()
+        penalty.backward()
+        return out.node.op_type, gx.numpy(), [None if p.grad is None else p.grad.numpy() for p in model.parameters()], seen
+    plain, compiled = run(False), run(True)
+    assert compiled[0] in ("Macro", "Identity")
+    np.testing.assert_allclose(compiled[1], plain[1], rtol=1e-6)
+    assert [g is None for g in compiled[2]] == [g is None for g in plain[2]] == [False, False, False, True]
+    for a, b in zip(compiled[2][:3], plain[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert len(compiled[3]) == len(plain[3]) == 1
+
+
+def test_tied_weights_and_state_dict_keys():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 3, bias=False), nn.Linear(3, 3, bias=False)
+            self.b.weight = self.a.weight
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    def run(compiled):
+        ok.manual_seed(0)
+        model = Tied()
+        keys = list(model.state_dict())
+        if compiled:
+            model = ok.compile(model)
+            assert list(model.state_dict()) == keys
+        x = ok.tensor(np.eye(3, dtype=np.float32))
+        for _ in range(3):
+            model.zero_grad()
+            model(x).sum().backward()
+        return model.a.weight.grad.numpy()
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-6)
+
+
+def test_export_trainer_and_nested_calls_of_a_compiled_model(tmp_path):
+    ok.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    model.compile()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    want = _calls(model, ok.tensor(x)).numpy()
+    path = tmp_path / "m.onnx"
+    ok.export(model, ok.Input("x", ("N", 4)), str(path))
+    np.testing.assert_allclose(ok.Session(str(path)).run({"x": x})["output"] if False else
+                               list(ok.Session(str(path)).run({"x": x}).values())[0], want, rtol=1e-5)
+    outer = nn.Sequential(model, nn.Tanh())
+    np.testing.assert_allclose(outer(ok.tensor(x)).numpy(), np.tanh(want), rtol=1e-5)
+    trainer = ok.Trainer(model, nn.CrossEntropyLoss(), ok.optim.SGD(model.parameters(), lr=0.1))
+    assert np.isfinite(trainer.step(x, np.zeros(5, np.int64)))
+
+
+def test_a_deep_copy_records_its_own_replays():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    model.compile()
+    x = ok.tensor(np.ones((1, 2), np.float32))
+    _calls(model, x)
+    twin = copy.deepcopy(model)
+    with ok.no_grad():
+        twin[0].weight.fill_(0.0)
+        twin[0].bias.fill_(1.0)
+    np.testing.assert_allclose(_calls(twin, x).numpy(), [[1.0, 1.0]])
+    assert twin._replay is not model._replay
+    np.testing.assert_allclose(_calls(model, x).numpy(), F.relu(model[0](x)).numpy())
+
+
+def test_compile_entry_points():
+    def f(x):
+        return x * 2
+    assert ok.compile(f) is f
+    assert ok.compile(mode="max-autotune")(f) is f
+    model = nn.Linear(2, 2)
+    assert ok.compile(model, fullgraph=True) is model and "_replay" in model.__dict__
+    other = nn.Linear(2, 2)
+    assert ok.compile(other, disable=True) is other and "_replay" not in other.__dict__
+    assert model.compile() is None
+    with pytest.raises(TypeError, match="Module or a callable"):
+        ok.compile(3)
