@@ -240,8 +240,8 @@ def torch_style_step(model, loss_fn, opt, x, y):
 
 
 def bench_in_process(name, steps, repeats):
-    """{runner: per-step times in ms} for ok.Trainer (spinning on and off), onnxkit's torch-style loop and
-    torch eager, interleaved."""
+    """{runner: per-step times in ms} for ok.Trainer (spinning on and off), onnxkit's torch-style loop
+    (plain and with model.compile()) and torch eager, interleaved."""
     import torch
     import onnxkit as ok
     torch.set_num_threads(THREADS)
@@ -250,13 +250,17 @@ def bench_in_process(name, steps, repeats):
 
     om2, _, (loss2, _), (opt2, _), _, _, _ = workload(name)  # a copy per runner: each Trainer owns its Module
     om3, _, (loss3, _), (opt3, _), _, _, _ = workload(name)
+    om5, _, (loss5, _), (opt5, _), _, _, _ = workload(name)
+    om5.compile()
     torch_step = torch_style_step(tm, tloss, topt, tx, ty)
     onnxkit_loop = torch_style_step(om3, loss3, opt3, ok.tensor(x), ok.tensor(y))  # the same loop in onnxkit
+    compiled_loop = torch_style_step(om5, loss5, opt5, ok.tensor(x), ok.tensor(y))
     spin = ok.Trainer(om, loss, opt, spinning=True)
     nospin = ok.Trainer(om2, loss2, opt2, spinning=False)
     runs = {"onnxkit Trainer (spinning)": lambda: spin.step(x, y),
             "onnxkit Trainer (no spinning)": lambda: nospin.step(x, y),
-            "onnxkit define-by-run loop": onnxkit_loop, "torch eager": torch_step}
+            "onnxkit define-by-run loop": onnxkit_loop, "  the same, model.compile()": compiled_loop,
+            "torch eager": torch_step}
     if name == "mlp":  # the floor: a hand-written minimal step graph run like the Trainer's
         om4, _, _, _, x4, y4, _ = workload(name)
         runs["hand-written minimal graph"] = minimal_mlp_step(om4, x4, y4)
@@ -414,7 +418,7 @@ def main():
         print(f"\n{name}: ms/step p50 (ratio to torch eager), p90, p90/p50")
         for k, v in res.items():
             p50, p90 = np.percentile(v, [50, 90])
-            extra = f"  [{p50 / trainer:.2f}x the Trainer]" if k == "onnxkit define-by-run loop" else ""
+            extra = f"  [{p50 / trainer:.2f}x the Trainer]" if "define-by-run" in k or "compile" in k else ""
             if k == "hand-written minimal graph":
                 extra = f"  [the Trainer is {trainer / p50:.2f}x this]"
             print(f"  {k:30s} {p50:8.3f}  ({p50 / base:.2f}x)  p90 {p90:8.3f}  {p90 / p50:.2f}{extra}")

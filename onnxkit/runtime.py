@@ -9,6 +9,7 @@ import numpy as np
 from .dims import format_shape
 from .emit import build_model, structure_key, topo
 from .macro import expand_macros, unkeyable
+from .ops.norm import _latest_update, unapplied_updates
 from .tensor import Node
 
 _providers_cache = {}
@@ -258,15 +259,15 @@ def defer_assign(leaf, new):
 
 
 def flush_pending():
-    """Apply every deferred assignment now (one onnxruntime run)."""
-    if _pending:
+    """Apply every deferred assignment and buffer update now (one onnxruntime run)."""
+    if _pending or _latest_update:
         evaluate([])
 
 
 def flush_if_pending(t):
-    """Apply the deferred assignments when `t` has one pending."""
-    if id(t) in _pending:
-        flush_pending()
+    """Apply the deferred assignments and buffer updates when `t` has one pending."""
+    if id(t) in _pending or id(t) in _latest_update:
+        evaluate([])
 
 
 def _compile(outputs, nodes, leaves):
@@ -314,6 +315,17 @@ def _in_order(targets, assigns):
     return evaluate(targets)
 
 
+def _read_after_update(targets, leaves, effects):
+    """Whether a target is an updated buffer, or a node of the graph built after an update reads it."""
+    ids, read = {id(t) for t in targets}, {id(t) for t in leaves}
+    for buf, _, seq in effects:
+        if id(buf) in ids:
+            return True
+        if id(buf) in read and any((n := r()) is not None and n.seq > seq for r in buf._consumers or ()):
+            return True
+    return False
+
+
 def evaluate(targets):
     """Run the sub-DAG for `targets` (and any deferred assignments and buffer updates) in one
     onnxruntime call; returns the target values and memoizes them on the tensors."""
@@ -332,9 +344,15 @@ def evaluate(targets):
         assigned = {id(leaf) for leaf, _, _ in assigns}
         if any(id(t) in assigned for t in leaves):  # one update was built after another it reads
             return _in_order(targets, assigns)
-    effects = [(leaf, new, n.seq) for n in nodes if n.effects for leaf, new in n.effects]
-    if effects:
-        for n in nodes:
+    holders = [n for n in nodes if n.effects]
+    if _latest_update:  # train-mode forwards whose results nothing evaluated: their updates apply now too
+        holders += unapplied_updates({id(n) for n in holders})
+    if holders:
+        effects = [e for n in holders for e in n.effects]
+        if targets and _read_after_update(targets, leaves, effects):
+            evaluate([])  # apply the updates first: a target reads a buffer as of after its update
+            return evaluate(targets)
+        for n in holders:
             n.effects = None
         assigns += effects
         outputs = targets + [new for _, new, _ in assigns]

@@ -200,7 +200,7 @@ def _trace_loss(model, loss_fn, data, target, trainable, seed, step, random_in_g
     finally:
         for p, rg in saved:
             p.requires_grad = rg
-    effects = [e for n in topo([loss])[0] for e in (n.effects or ())]
+    effects = [e[:2] for n in topo([loss])[0] for e in (n.effects or ())]
     return loss, grads, effects, list(random_inputs)
 
 

@@ -77,7 +77,7 @@ def test_replay_with_non_tensor_argument_and_eval_mode():
     model.compile()
     x = ok.tensor(_data()[0])
     for _ in range(3):
-        model(x)[0].numpy()
+        model(x)  # results never evaluated: the running statistics still update (at the next evaluation)
     model.eval()
     plain = copy.deepcopy(model)
     object.__delattr__(plain, "_replay")

@@ -88,6 +88,31 @@ def test_running_stats_follow_torch(ctor, kwargs, shape):
         np.testing.assert_allclose(om.state_dict()[key], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.parametrize("ctor,kwargs,shape", STATS[:3], ids=[f"{c}-{k}" for c, k, _ in STATS[:3]])
+def test_running_stats_update_when_the_forward_is_built(ctor, kwargs, shape):
+    """torch updates the statistics when the forward runs: reading them after train-mode calls whose
+    results nothing evaluated, or running the layer in eval mode then, sees the updates; a reader built
+    before an update keeps the old value."""
+    tm, om = getattr(torch.nn, ctor)(shape[1], **kwargs), getattr(nn, ctor)(shape[1], **kwargs)
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal(shape).astype(np.float32) + k for k in range(3)]
+    before = om.running_mean * 1.0
+    om(ok.tensor(xs[0]))
+    tm(torch.tensor(xs[0]))
+    np.testing.assert_allclose(om.running_mean.numpy(), tm.running_mean.numpy(), rtol=1e-5, atol=1e-7)
+    middle, torch_middle = om.running_var + 0.0, tm.running_var.clone()
+    for x in xs[1:]:
+        om(ok.tensor(x))
+        tm(torch.tensor(x))
+    om.eval(), tm.eval()
+    np.testing.assert_allclose(om(ok.tensor(xs[0])).numpy(), tm(torch.tensor(xs[0])).detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+    for key, value in tm.state_dict().items():
+        np.testing.assert_allclose(om.state_dict()[key], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_array_equal(before.numpy(), np.zeros(shape[1]))
+    np.testing.assert_allclose(middle.numpy(), torch_middle.numpy(), rtol=1e-5)
+
+
 def test_momentum_none_is_cumulative_average():
     bn = nn.BatchNorm1d(2, momentum=None)
     batches = [np.random.default_rng(k).standard_normal((5, 2)).astype(np.float32) for k in range(4)]

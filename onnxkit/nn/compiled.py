@@ -254,7 +254,7 @@ def _subgraph(outs, stops):
             if done:
                 seen.add(id(n))
                 nodes.append(n)
-                for b, v in n.effects or ():
+                for b, v, _ in n.effects or ():
                     effects.append((n, b, v))
                     frontier.append(v)
                 continue

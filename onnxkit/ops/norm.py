@@ -2,13 +2,14 @@
 per-instance statistics are composed from ReduceMean, Sub, Pow, Add, Sqrt and Div, so their gradients
 come from the core rules; batch norm is one BatchNormalization node (on the batch statistics in training,
 with one rule through them, autodiff.rules_nn._batch_statistics).
-Running-stat updates are buffer effects on the output node, applied when it is first evaluated."""
+Running-stat updates are buffer effects on the output node, applied by the next evaluation of anything
+(runtime.evaluate), as torch updates the statistics when the forward runs."""
 import weakref
 
 import numpy as np
 
 from ..emit import topo
-from ..tensor import apply, const, no_grad
+from ..tensor import Node, apply, const, no_grad
 from .core import as_tensor, cast, add, sub, mul, div, sqrt, pow_, square, clamp
 from .linalg import matmul
 from .reduce import mean, norm  # norm: re-exported so `from .norm import *` rebinds onnxkit.ops.norm to the
@@ -18,7 +19,9 @@ from .shape import reshape, permute, squeeze
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "rms_norm", "group_norm", "local_response_norm", "norm",
            "normalize"]
 
-_latest_update = {}  # id(buffer) -> (weakref to buffer, weakref to the output whose node holds its last update)
+_latest_update = {}  # id(buffer) -> (weakref to buffer, the output whose node holds its last update): held
+#                      until applied, since an update stands whether or not the forward's result is used
+_TRACED = "traced"  # pending_updates: an update in a graph with symbolic inputs (export, Trainer)
 
 
 def buffer_value(buf):
@@ -33,23 +36,48 @@ def buffer_value(buf):
 
 def pending_update(buf):
     """(the output whose node holds buf's pending update, the new value), or (None, buf)."""
-    buf_ref, out_ref = _latest_update.get(id(buf), (lambda: None, None))
-    out = out_ref() if buf_ref() is buf else None
+    buf_ref, out = _latest_update.get(id(buf), (lambda: None, None))
+    out = out if buf_ref() is buf else None
     if out is None or not out.node.effects:
         return None, buf
-    mine = [v for b, v in out.node.effects if b is buf]
-    if not mine or any(t.kind == "input" for t in topo([out], cut_evaluated=True)[1]):
+    mine = [v for b, v, _ in out.node.effects if b is buf]
+    if not mine or _in_traced_graph(out):
         return None, buf  # an update in a traced graph (symbolic inputs: export, Trainer) is never applied here
     return out, mine[-1]
 
 
+def _in_traced_graph(out):
+    return any(t.kind == "input" for t in topo([out], cut_evaluated=True)[1])
+
+
 def add_buffer_updates(out, updates):
-    """Attach (buffer, new value) updates to out's node (see runtime.evaluate); values are cast to the buffer's dtype."""
+    """Attach (buffer, new value) updates to out's node, to be applied by the next evaluation
+    (runtime.evaluate); values are cast to the buffer's dtype. Nodes built from now on that read a
+    buffer read its new value, as in torch."""
     updates = [(b, cast(v, b.dtype)) for b, v in updates]
-    out.node.effects = (out.node.effects or []) + updates
+    seq = next(Node._ids)  # when the update happens: readers built before it keep the old value
+    out.node.effects = (out.node.effects or []) + [(b, v, seq) for b, v in updates]
     for b, _ in updates:
-        _latest_update[id(b)] = (weakref.ref(b), weakref.ref(out))
+        _latest_update[id(b)] = (weakref.ref(b), out)
     return out
+
+
+def unapplied_updates(skip):
+    """Nodes outside `skip` (node ids) that hold updates not applied yet, from train-mode forwards
+    whose results nothing evaluated; updates in traced graphs and applied ones are forgotten."""
+    found = []
+    for key, (buf_ref, out) in list(_latest_update.items()):
+        if buf_ref() is None or not out.node.effects:
+            del _latest_update[key]
+            continue
+        n = out.node
+        if id(n) in skip or any(m is n for m in found):
+            continue
+        if _in_traced_graph(out):
+            del _latest_update[key]
+            continue
+        found.append(n)
+    return found
 
 
 def normalize_over(x, axes, eps):
