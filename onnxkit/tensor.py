@@ -24,6 +24,15 @@ def _st():
     return _state
 
 
+def check_value(t, check):
+    """Run `check(t)`, a build-time check of an argument's value that raises on bad input, and while a
+    compiled module traces its forward (nn.compiled), keep it to run again on every replay."""
+    check(t)
+    recorded = getattr(_st(), "value_checks", None)
+    if recorded is not None:
+        recorded.append((t, check))
+
+
 def is_grad_enabled():
     """True when new nodes record gradients (torch.is_grad_enabled)."""
     return _st().grad_enabled

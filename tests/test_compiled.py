@@ -273,3 +273,40 @@ def test_compile_entry_points():
     assert model.compile() is None
     with pytest.raises(TypeError, match="Module or a callable"):
         ok.compile(3)
+
+
+def test_loss_modules_replay_and_keep_their_value_checks_and_settings():
+    loss_fn = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    logits = ok.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    target = np.array([0, 2, 1, 1])
+    want = F.cross_entropy(logits, ok.tensor(target)).numpy()
+    got = loss_fn(logits, ok.tensor(target))
+    assert got.node.op_type == "Macro"  # onnxkit's own losses replay from the first call
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):
+        loss_fn(logits, ok.tensor(np.array([0, 3, 1, 1])))
+    loss_fn.reduction = "sum"  # a setting: a new guard, so a new trace
+    np.testing.assert_allclose(loss_fn(logits, ok.tensor(target)).numpy(), want * 4, rtol=1e-6)
+
+
+def test_settings_and_index_checks_of_a_compiled_model():
+    class Pick(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.scale = nn.Linear(3, 3), 1.0
+
+        def forward(self, x, idx):
+            return self.fc(x)[idx] * self.scale
+
+    model = Pick()
+    model.compile()
+    x = ok.tensor(np.eye(3, dtype=np.float32))
+    for _ in range(3):
+        out = model(x, ok.tensor(np.array([0, 2])))
+    assert out.node.op_type == "Macro"
+    with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 0 with size 3"):
+        model(x, ok.tensor(np.array([0, 3])))
+    base = model(x, ok.tensor(np.array([1]))).numpy()
+    model.scale = 2.0
+    np.testing.assert_allclose(model(x, ok.tensor(np.array([1]))).numpy(), 2 * base, rtol=1e-6)

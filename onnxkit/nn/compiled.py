@@ -54,7 +54,7 @@ class _Trace:
     """The calls of one guard: the structure of the last traced graph, whether replay is on (two equal
     traces), and what a replay needs."""
     __slots__ = ("key", "structure", "misses", "ready", "dead", "grad", "flags", "n_flat", "layout", "n_out",
-                 "types", "reach", "updates", "draws")
+                 "types", "reach", "updates", "draws", "checks")
 
     def __init__(self, grad, flags):
         self.key, self.structure, self.misses, self.ready, self.dead = next(_keys), None, 0, False, False
@@ -64,14 +64,19 @@ class _Trace:
 class Replay:
     """Module.__call__ of a compiled module (the outermost call only): traces, compares, replays."""
 
-    def __init__(self, module):
-        self.module, self.version = module, None
+    def __init__(self, module, trusted=False):
+        """trusted: forward is known to depend on nothing the guards miss (onnxkit's own losses), so the
+        first trace is enough, and a call whose graph updates nothing and draws nothing is replayed at
+        once: a loop compiles one structure, not a traced one and then a replayed one."""
+        self.module, self.version, self.trusted = module, None, trusted
 
     def _refresh(self):
         """Re-read the module tree after a change: submodules, hooks, each parameter and buffer once
         with every (store, name) that holds it (tied weights are held twice)."""
         self.modules = [m for _, m in self.module.named_modules()]
         self.hooked = any(m._forward_hooks or m._forward_pre_hooks for m in self.modules)
+        self.settings = [(m.__dict__, [k for k, v in m.__dict__.items() if k not in ("training", "_path") and _plain(v)])
+                         for m in self.modules]  # configuration forward may read: dropout.p, reduction, ...
         homes = collections.OrderedDict()
         for m in self.modules:
             for store in (m._parameters, m._buffers):
@@ -89,7 +94,10 @@ class Replay:
         if guard is None:
             return self._plain(args, kwargs)
         spec, flat, tensors = guard
-        trace = self.traces.get(spec)
+        try:
+            trace = self.traces.get(spec)
+        except TypeError:  # a setting that became unhashable
+            return self._plain(args, kwargs)
         if trace is not None and trace.ready:
             return self._replayed(trace, args, kwargs, flat, tensors)
         if trace is None:
@@ -119,6 +127,7 @@ class Replay:
                 return None
         tensors = [store[name] for (store, name), *_ in self.homes]
         spec.append(names)
+        spec.append(tuple([d.get(k) for d, keys in self.settings for k in keys]))
         spec.append(tuple([m.training for m in self.modules]))
         spec.append(tuple([(t.dtype, t._shape, t.requires_grad) for t in tensors]))
         return tuple(spec), flat, tensors
@@ -130,28 +139,35 @@ class Replay:
         watched = flat + tensors
         before = [(t.node, t._value) for t in watched]
         reads = [pending_update(t)[1] for t in tensors]  # a buffer update not evaluated yet: forward reads it
-        with random.recording_draws() as draws:
-            out = self._plain(args, kwargs)
+        st = _st()
+        saved, st.value_checks = getattr(st, "value_checks", None), []
+        try:
+            with random.recording_draws() as draws:
+                out = self._plain(args, kwargs)
+        finally:
+            checks, st.value_checks = st.value_checks, saved
         if trace.dead:
             return out
         outs = _flatten(out)
         clean = (runtime.stats["run"] == runs and set(runtime._pending) == pending
                  and all(t.node is n and t._value is v for t, (n, v) in zip(watched, before)))
-        found = _analyze(outs, flat, tensors, reads, draws) if clean and outs is not None else None
+        found = _analyze(outs, flat, tensors, reads, draws, checks) if clean and outs is not None else None
         if found is None:
             trace.dead = True
         if found is None or found is _SKIP:
             return out
-        structure, reach, updates, update_values = found
+        structure, reach, updates, update_values, checks = found
         structure = (structure, _layout(out), tuple(updates), tuple((d.dtype, d._shape) for d in draws))
-        if structure != trace.structure:
+        if structure != trace.structure and not self.trusted:
             trace.structure, trace.misses = structure, trace.misses + 1
             trace.dead = trace.misses > _GIVE_UP_AFTER
             return out
         trace.ready, trace.n_flat, trace.layout, trace.n_out = True, len(flat), _layout(out), len(outs)
         trace.types = [(t.dtype, t._shape) for t in outs + update_values]
-        trace.reach, trace.updates = reach, updates
+        trace.reach, trace.updates, trace.checks = reach, updates, checks
         trace.draws = [(d._shape, d.dtype) for d in draws]
+        if self.trusted and not updates and not draws:  # the plain graph is dropped unread
+            return self._replayed(trace, args, kwargs, flat, tensors)
         return out
 
     # ----- replaying -------------------------------------------------------------------------------
@@ -159,6 +175,8 @@ class Replay:
         """One macro node standing for forward; buffer updates become effects of its first output."""
         updated = set(trace.updates)
         ins = flat + [buffer_value(t) if i in updated else t for i, t in enumerate(tensors)]
+        for i, check in trace.checks:  # what forward checks of its inputs' values (class indices in range)
+            check(ins[i])
         ins += [tensor(random.host_draw(shape, dtype)) for shape, dtype in trace.draws]
         homes, modules = self.homes, self.modules
 
@@ -215,6 +233,11 @@ class Replay:
         return outs + [new[i] for i in trace.updates]
 
 
+def _plain(v):
+    """A setting the guards can hold: a plain value, or a tuple of them (kernel_size=(3, 3))."""
+    return type(v) in _PRIMITIVES or (type(v) is tuple and all(type(x) in _PRIMITIVES for x in v))
+
+
 def _flatten(out):
     """The output Tensors of forward (a Tensor, or a tuple or list of them), or None."""
     if isinstance(out, Tensor):
@@ -263,7 +286,7 @@ def _subgraph(outs, stops):
     return nodes, leaves, effects
 
 
-def _analyze(outs, flat, tensors, reads, draws):
+def _analyze(outs, flat, tensors, reads, draws, checks):
     """(structure, gradient reach per output, updated buffers, their new values) of a traced call's
     graph, or None when it cannot be replayed: it reads a tensor that is not an input, holds a
     custom-gradient or macro node, or updates something that is not one of the module's buffers
@@ -296,4 +319,5 @@ def _analyze(outs, flat, tensors, reads, draws):
         for o in n.outputs:
             dep[id(o)] = reached
     reach = [sorted(dep.get(id(t), ())) for t in outs]
-    return structure_key(nodes, everything + leaves, outs + values), reach, updates, values
+    checks = [(stops[id(t)], check) for t, check in checks if id(t) in stops]  # others: computed or constant
+    return structure_key(nodes, everything + leaves, outs + values), reach, updates, values, checks

@@ -3,6 +3,7 @@ Tensor arguments (`weight`, `pos_weight`) accept numpy arrays, Tensors or torch 
 registered buffers, as in torch. The bad-reduction error is raised at construction."""
 from .. import ops
 from ..ops.loss import reduction_of, REDUCTIONS
+from .compiled import Replay
 from .module import Module
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "PoissonNLLLoss", "GaussianNLLLoss", "KLDivLoss",
@@ -13,12 +14,14 @@ __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "PoissonNLLLoss",
 
 class _Loss(Module):
     """Holds `reduction` (legacy size_average/reduce folded in, as torch). Like torch's, the repr
-    shows no arguments: `MSELoss()`."""
+    shows no arguments: `MSELoss()`. Compiled (nn.compiled): a loss's forward reads nothing but its
+    arguments, settings and weight, so a define-by-run step replays its graph instead of rebuilding it."""
     _valid = REDUCTIONS
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         self.reduction = reduction_of(size_average, reduce, reduction, self._valid)
+        object.__setattr__(self, "_replay", Replay(self, trusted=True))
 
 
 class _WeightedLoss(_Loss):

@@ -542,7 +542,8 @@ class Module:
             if k != "_replay":  # recorded graphs belong to this module; the copy records its own
                 object.__setattr__(new, k, copy.deepcopy(v, memo))
         if "_replay" in self.__dict__:
-            new.compile()
+            from .compiled import Replay
+            object.__setattr__(new, "_replay", Replay(new, self._replay.trusted))
         return new
 
     def __getstate__(self):

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from .. import dtypes
-from ..tensor import apply, const
+from ..tensor import apply, check_value, const
 from .conv import fmt as _fmt, shape_error
 from .autodiff_helpers import stop
 from .core import (as_tensor, cast, where, eq, ne, gt, lt, le, abs_, exp, log, relu, clamp, logical_and,
@@ -135,8 +135,7 @@ def _gaussian_var(var, x):
             raise ValueError("var has negative entry/entries")
         return const(float(var), x.dtype)
     var = _float(var)
-    if var._value is not None and var.kind != "input" and (np.asarray(var._value) < 0).any():
-        raise ValueError("var has negative entry/entries")
+    check_value(var, _check_var)
     xs, vs = tuple(x._shape), tuple(var._shape)
     if vs == xs:
         return var
@@ -161,6 +160,11 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
 
 
 # ----- classification -------------------------------------------------------------------------
+def _check_var(var):
+    if var._value is not None and var.kind != "input" and (np.asarray(var._value) < 0).any():
+        raise ValueError("var has negative entry/entries")
+
+
 def _check_class_range(t, c, ignore_index):
     """IndexError for a class index outside [0, c) other than ignore_index, as torch raises, when the
     target holds a value (eager); a symbolic target (a graph input) is not checked."""
@@ -190,7 +194,7 @@ def _class_targets(logp, target, weight, ignore_index, label_smoothing, reductio
     t = as_tensor(target)
     if dtypes.is_floating(t.dtype):
         raise TypeError(f"expected an integer class-index target (int64 or int32), got {t.dtype}")
-    _check_class_range(t, c, ignore_index)
+    check_value(t, lambda v: _check_class_range(v, c, ignore_index))
     if t.dtype not in (np.int64, np.int32):
         t = cast(t, np.int64)
     expected = logp._shape[:1] + logp._shape[2:] if r > 1 else ()

@@ -5,7 +5,7 @@ import numpy as np
 from .. import dtypes
 from ..dims import Dim, dim_divide, dim_product, format_shape as _fmt
 from ..infer import broadcast_shapes, fresh_dim
-from ..tensor import Tensor, apply, const
+from ..tensor import Tensor, apply, check_value, const
 from .core import as_tensor, cast
 from .symbolic import size_tensor, slice_bound, slice_len
 
@@ -488,12 +488,17 @@ def getitem(x, idx):
 def _index_tensor(ix, n, axis):
     """An integer-array index as an int64 Tensor, bounds-checked when its values are known."""
     ix = cast(as_tensor(np.asarray(ix) if not isinstance(ix, Tensor) else ix), np.int64)
-    if isinstance(n, int) and ix._value is not None and ix.kind != "input":
+    if isinstance(n, int):
+        check_value(ix, lambda t: _check_index_range(t, n, axis))
+    return ix
+
+
+def _check_index_range(ix, n, axis):
+    if ix._value is not None and ix.kind != "input":
         v = np.asarray(ix._value)
         if v.size and (v.max() >= n or v.min() < -n):
             bad = int(v.max() if v.max() >= n else v.min())
             raise IndexError(f"index {bad} is out of bounds for dimension {axis} with size {n}")
-    return ix
 
 
 def _multi_advanced(y, adv):

@@ -5,7 +5,7 @@ as a buffer effect applied when the result is first evaluated."""
 import numpy as np
 from onnx import numpy_helper
 
-from ..tensor import apply, const, no_grad
+from ..tensor import apply, check_value, const, no_grad
 from .autodiff_helpers import stop
 from .core import as_tensor, cast, add, sub, mul, div, eq, ne, gt, lt, where, maximum, logical_and, ones_of
 from .norm import add_buffer_updates, buffer_value
@@ -160,7 +160,7 @@ def _bag_segments(rows, valid, mode, offsets, include_last_offset):
     if len(off._shape) != 1:
         raise ValueError(f"embedding_bag: offsets has to be a 1D Tensor, got shape {tuple(off._shape)}")
     n = rows.shape[0]
-    _check_static_offsets(off, n)
+    check_value(off, lambda t: _check_static_offsets(t, n))
     starts = getitem(off, slice(None, -1)) if include_last_offset else off
     if include_last_offset:
         valid = _before(off, n) if valid is None else logical_and(valid, _before(off, n))
