@@ -1,7 +1,9 @@
 """A value read later is the value as of when it was built (torch's eager semantics), whatever is read
 first and whatever is changed in place later. Property-based: random programs of builds, in-place
 changes (leaves under no_grad and not, computed tensors, item assignment, .data), reads in random
-order, backward and optimizer steps run under onnxkit and torch side by side; every read must agree."""
+order, backward and optimizer steps, and calls of a compiled Linear whose parameters are among the
+changed leaves (nn.compiled: its forward replayed after two traces), run under onnxkit and torch side
+by side; every read must agree."""
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 import onnxkit as ok
 from onnxkit import optim
 
-N_LEAVES = 3  # two parameters (requires_grad) and one plain leaf
+N_LEAVES = 5  # two parameters (requires_grad), one plain leaf, and the weight and bias of a Linear(3, 3)
 BUILDS = {
     "add": lambda lib, a, b: a + b,
     "mul": lambda lib, a, b: a * b,
@@ -33,12 +35,12 @@ update = st.tuples(st.just("update"), st.sampled_from(sorted(UPDATES)),
                    st.one_of(st.integers(0, N_LEAVES - 1), st.integers(0, 99)), st.booleans(),
                    st.sampled_from([0.5, -1.0, 2.0]))
 read = st.tuples(st.just("read"), st.one_of(st.integers(0, 99), st.integers(-3, -1)))  # any, or a recent build
-STEPS = {"build": build, "update": update, "read": read,
+STEPS = {"build": build, "update": update, "read": read, "call": st.tuples(st.just("call"), st.integers(0, 99)),
          "read_grad": st.tuples(st.just("read_grad"), st.integers(0, N_LEAVES - 1)),
          "backward": st.tuples(st.just("backward"), st.integers(0, 99)),
          "step": st.just(("step",)), "zero_grad": st.just(("zero_grad",))}
 # builds, updates and reads weighted up: the interleavings that go stale take several of them
-WEIGHTS = {"build": 4, "update": 3, "read": 4, "read_grad": 2, "backward": 2, "step": 1, "zero_grad": 1}
+WEIGHTS = {"build": 4, "update": 3, "read": 4, "call": 2, "read_grad": 2, "backward": 2, "step": 1, "zero_grad": 1}
 steps = st.sampled_from([k for k, w in WEIGHTS.items() for _ in range(w)]).flatmap(STEPS.get)
 
 
@@ -47,14 +49,17 @@ class Side:
 
     def __init__(self, lib, init):
         self.lib = lib
+        nn = ok.nn if lib is ok else torch.nn
+        self.linear = nn.Linear(3, 3)
+        self.linear.load_state_dict({"weight": init[3], "bias": init[4]} if lib is ok else
+                                    {"weight": torch.tensor(init[3]), "bias": torch.tensor(init[4])})
+        make = ok.tensor if lib is ok else torch.tensor
+        self.pool = [make(a, requires_grad=i < 2) for i, a in enumerate(init[:3])]
+        self.pool += [self.linear.weight, self.linear.bias]
+        self.opt = (optim.SGD if lib is ok else torch.optim.SGD)(self.pool[:2] + self.pool[3:], lr=0.1, momentum=0.9)
+        self.no_grad = ok.no_grad if lib is ok else torch.no_grad
         if lib is ok:
-            self.pool = [ok.tensor(a, requires_grad=i < 2) for i, a in enumerate(init)]
-            self.opt = optim.SGD(self.pool[:2], lr=0.1, momentum=0.9)
-            self.no_grad = ok.no_grad
-        else:
-            self.pool = [torch.tensor(a, requires_grad=i < 2) for i, a in enumerate(init)]
-            self.opt = torch.optim.SGD(self.pool[:2], lr=0.1, momentum=0.9)
-            self.no_grad = torch.no_grad
+            self.linear.compile()
 
     def value(self, t):
         return t.numpy() if self.lib is ok else t.detach().numpy()
@@ -75,6 +80,8 @@ class Side:
                         UPDATES[name](t, c)
                 else:
                     UPDATES[name](t, c)
+            elif kind == "call":
+                pool.append(self.linear(pool[args[0] % len(pool)].reshape(-1, 3)[0]))
             elif kind == "read":
                 return self.value(pool[args[0] % len(pool)])
             elif kind == "read_grad":
@@ -107,7 +114,8 @@ class Side:
                   ("update", "copy_", 43, False, 0.5), ("read", 0), ("read_grad", 0), ("read_grad", 0),
                   ("read", 0)], seed=0)
 def test_every_read_matches_torch(program, seed):
-    init = [np.random.default_rng(seed + i).uniform(-1, 1, 3).astype(np.float32) for i in range(N_LEAVES)]
+    init = [np.random.default_rng(seed + i).uniform(-1, 1, (3, 3) if i == 3 else 3).astype(np.float32)
+            for i in range(N_LEAVES)]
     mine, theirs = Side(ok, init), Side(torch, init)
     changed_through_data = False
     for step in program:
