@@ -75,8 +75,8 @@ class Replay:
         with every (store, name) that holds it (tied weights are held twice)."""
         self.modules = [m for _, m in self.module.named_modules()]
         self.hooked = any(m._forward_hooks or m._forward_pre_hooks for m in self.modules)
-        self.settings = [(m.__dict__, [k for k, v in m.__dict__.items() if k not in ("training", "_path") and _plain(v)])
-                         for m in self.modules]  # configuration forward may read: dropout.p, reduction, ...
+        self.settings = [(m.__dict__, [k for k, v in m.__dict__.items() if k not in ("training", "_path")
+                                       and _plain(v)]) for m in self.modules]  # dropout.p, reduction, flags
         homes = collections.OrderedDict()
         for m in self.modules:
             for store in (m._parameters, m._buffers):
@@ -101,7 +101,7 @@ class Replay:
         if trace is not None and trace.ready:
             return self._replayed(trace, args, kwargs, flat, tensors)
         if trace is None:
-            trace = self.traces[spec] = _Trace(spec[0], spec[-2])
+            trace = self.traces[spec] = _Trace(grad=spec[0], flags=spec[-2])  # see _guard's order
         return self._traced(trace, args, kwargs, flat, tensors)
 
     def _plain(self, args, kwargs):
@@ -128,7 +128,7 @@ class Replay:
         tensors = [store[name] for (store, name), *_ in self.homes]
         spec.append(names)
         spec.append(tuple([d.get(k) for d, keys in self.settings for k in keys]))
-        spec.append(tuple([m.training for m in self.modules]))
+        spec.append(tuple([m.training for m in self.modules]))  # spec[-2]: the flags a replay restores
         spec.append(tuple([(t.dtype, t._shape, t.requires_grad) for t in tensors]))
         return tuple(spec), flat, tensors
 
@@ -287,10 +287,11 @@ def _subgraph(outs, stops):
 
 
 def _analyze(outs, flat, tensors, reads, draws, checks):
-    """(structure, gradient reach per output, updated buffers, their new values) of a traced call's
-    graph, or None when it cannot be replayed: it reads a tensor that is not an input, holds a
-    custom-gradient or macro node, or updates something that is not one of the module's buffers
-    (_SKIP when it reads a buffer whose update is pending). `reads` are the parameters and buffers as forward read them (a buffer's pending update)."""
+    """(structure, gradient reach per output, updated buffers, their new values, value checks as
+    (input index, check)) of a traced call's graph. None when it cannot be replayed: it reads a tensor
+    that is not an input, holds a custom-gradient or macro node, or updates something that is not one
+    of the module's buffers; _SKIP when it read a buffer past a pending update. `reads` are the
+    parameters and buffers as forward reads them (a buffer with a pending update: its new value)."""
     everything = flat + reads + draws
     stops = {}
     for i, t in enumerate(everything):

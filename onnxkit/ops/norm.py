@@ -21,7 +21,6 @@ __all__ = ["batch_norm", "instance_norm", "layer_norm", "rms_norm", "group_norm"
 
 _latest_update = {}  # id(buffer) -> (weakref to buffer, the output whose node holds its last update): held
 #                      until applied, since an update stands whether or not the forward's result is used
-_TRACED = "traced"  # pending_updates: an update in a graph with symbolic inputs (export, Trainer)
 
 
 def buffer_value(buf):
@@ -47,6 +46,7 @@ def pending_update(buf):
 
 
 def _in_traced_graph(out):
+    """Whether out's graph reads a symbolic input (export, the Trainer's tracing)."""
     return any(t.kind == "input" for t in topo([out], cut_evaluated=True)[1])
 
 
