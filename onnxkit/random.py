@@ -39,16 +39,15 @@ def _host_rand_like(x):
     """Static shapes: drawn here from the host stream and fed as a value leaf (a cached session is
     reused). Symbolic shapes: one ONNX RandomUniformLike whose seed is drawn from the same stream."""
     from . import dtypes
-    from .tensor import apply, no_grad, tensor
-    queue = getattr(_replay, "queue", None)
-    if queue is not None:  # a compiled module's forward being expanded: the draw made for this call
-        return next(queue)
+    from .tensor import apply, made_leaves, no_grad, tensor
     dtype = _uniform_dtype(x)
     if all(isinstance(d, int) for d in x._shape):
+        made = made_leaves()
+        if made is not None and made.queue is not None:  # a compiled forward being expanded: no new draw
+            return tensor(None)  # the draw made for this call, handed back by tensor()
         draw = tensor(host_draw(x._shape, dtype))
-        recorded = getattr(_replay, "recorded", None)
-        if recorded is not None:
-            recorded.append(draw)
+        if made is not None:
+            made.random.add(id(draw))
         return draw
     with no_grad():
         return apply("RandomUniformLike", [x], {"dtype": dtypes.to_onnx(dtype), "seed": float(_gen.integers(1, 2 ** 31))},
@@ -58,29 +57,6 @@ def _host_rand_like(x):
 def host_draw(shape, dtype):
     """The next uniform [0, 1) array of the host stream (float64 draws for float64, else float32)."""
     return _gen.random(shape, dtype=np.float64 if dtype == np.float64 else np.float32).astype(dtype, copy=False)
-
-
-_replay = threading.local()  # nn.compiled: `recorded` lists a traced call's draws, `queue` hands them back
-
-
-@contextlib.contextmanager
-def recording_draws():
-    """The host draws (value Tensors) made inside, in order, collected into the yielded list."""
-    saved, _replay.recorded = getattr(_replay, "recorded", None), []
-    try:
-        yield _replay.recorded
-    finally:
-        _replay.recorded = saved
-
-
-@contextlib.contextmanager
-def replaying_draws(draws):
-    """Host draws inside return `draws` in order instead of drawing."""
-    saved, _replay.queue = getattr(_replay, "queue", None), iter(draws)
-    try:
-        yield
-    finally:
-        _replay.queue = saved
 
 
 def _uniform_dtype(x):

@@ -534,9 +534,43 @@ def _dim_lowering(t, i):
 
 
 # ----- leaves -------------------------------------------------------------------------------
+class MadeLeaves:
+    """The value leaves a compiled module's forward makes (nn.compiled): while it is traced, `leaves`
+    collects them in order (`random`: the ids of dropout draws among them); while it is expanded,
+    `queue` hands each tensor() call the leaf that stands for it."""
+
+    def __init__(self, queue=None):
+        self.leaves, self.random, self.queue = [], set(), queue
+
+
+def made_leaves():
+    """The MadeLeaves of the forward being traced or expanded now, or None."""
+    return getattr(_state, "made", None)
+
+
+@contextlib.contextmanager
+def making(made):
+    """Record (or substitute) the value leaves made inside into `made`."""
+    saved, _state.made = getattr(_state, "made", None), made
+    try:
+        yield made
+    finally:
+        _state.made = saved
+
+
 def tensor(data, dtype=None, requires_grad=False):
     """A leaf holding a copy of `data`, like torch.tensor: Python floats give float32, ints int64,
     numpy arrays keep their dtype; torch tensors are read without importing torch."""
+    made = getattr(_state, "made", None)
+    if made is not None and made.queue is not None:
+        return next(made.queue)
+    t = _tensor(data, dtype, requires_grad)
+    if made is not None:
+        made.leaves.append(t)
+    return t
+
+
+def _tensor(data, dtype, requires_grad):
     if isinstance(data, Tensor):
         data = data.numpy()
     elif hasattr(data, "detach") and hasattr(data, "cpu") and not isinstance(data, np.ndarray):

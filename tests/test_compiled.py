@@ -310,3 +310,75 @@ def test_settings_and_index_checks_of_a_compiled_model():
     base = model(x, ok.tensor(np.array([1]))).numpy()
     model.scale = 2.0
     np.testing.assert_allclose(model(x, ok.tensor(np.array([1]))).numpy(), 2 * base, rtol=1e-6)
+
+
+class Seq(nn.Module):
+    """Embedding, a Transformer encoder layer (attention, LayerNorm, dropout) and an LSTM (onnxkit's
+    own autodiff.Function inside, recorded once with the replayed forward)."""
+
+    def __init__(self, lstm):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.enc = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.1, batch_first=True)
+        self.lstm = nn.LSTM(8, 8, batch_first=True) if lstm else None
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        h = self.enc(self.emb(tokens))
+        if self.lstm is not None:
+            h = self.lstm(h)[0]
+        return self.head(h[:, -1])
+
+
+@pytest.mark.parametrize("lstm", [False, True])
+def test_sequence_models_train_the_same_compiled(lstm):
+    def run(compiled):
+        ok.manual_seed(1)
+        model = Seq(lstm)
+        if compiled:
+            model.compile()
+        opt = ok.optim.AdamW(model.parameters(), lr=0.01)
+        tokens = ok.tensor(np.random.default_rng(0).integers(0, 20, (4, 5)))
+        target = ok.tensor(np.array([0, 1, 2, 1]))
+        kinds, losses = [], []
+        for _ in range(4):
+            opt.zero_grad()
+            out = model(tokens)
+            kinds.append(out.node.op_type)
+            loss = F.cross_entropy(out, target)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, {k: np.array(v) for k, v in model.state_dict().items()}, kinds
+    plain, compiled = run(False), run(True)
+    _assert_same_run(plain, compiled)
+    assert compiled[2][-1] == "Macro"
+
+
+class Positions(nn.Module):
+    """Makes tensors in forward: positions with ok.arange (a constant: replayed) and, when `noisy`,
+    ok.randn noise (new values each call: never replayed)."""
+
+    def __init__(self, noisy=False):
+        super().__init__()
+        self.pos, self.noisy = nn.Embedding(8, 4), noisy
+
+    def forward(self, x):
+        h = x + self.pos(ok.arange(x.size(1)))
+        return h + ok.randn(*h.shape) if self.noisy else h
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_tensors_made_in_forward(noisy):
+    def run(compiled):
+        ok.manual_seed(0)
+        model = Positions(noisy)
+        if compiled:
+            model.compile()
+        x = ok.tensor(np.ones((2, 5, 4), np.float32))
+        outs = [model(x) for _ in range(6)]
+        return [o.node.op_type for o in outs], [o.numpy() for o in outs]
+    (_, want), (kinds, got) = run(False), run(True)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    assert (kinds[-1] == "Macro") == (not noisy)

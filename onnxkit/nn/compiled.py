@@ -6,7 +6,8 @@ Per guard (grad mode; the arguments' dtypes, shapes and requires_grad and the va
 arguments; every parameter's and buffer's dtype, shape and requires_grad; every submodule's training
 flag; the module tree itself), calls run forward as usual and record the graph it built. Once two
 calls built the same graph, later calls with that guard record one macro node (onnxkit.macro) whose
-inputs are the arguments, parameters, buffers and dropout draws. It is expanded, by running forward on
+inputs are the arguments, parameters, buffers, the constants forward makes (`ok.arange(t)`, equal in
+both traces) and its dropout draws (new each call). It is expanded, by running forward on
 those inputs, only when a graph of that structure is first compiled: a repeated step finds its session
 and builds nothing. Values, gradients, buffer updates (BatchNorm's running statistics) and random
 draws (the same host stream, in the same order) are those of the plain call.
@@ -23,7 +24,7 @@ from ..autodiff.registry import lookup
 from ..emit import _deps, structure_key
 from ..macro import macro
 from ..ops.norm import _latest_update, add_buffer_updates, buffer_value, pending_update
-from ..tensor import Tensor, _st, is_grad_enabled, set_grad_enabled, tensor
+from ..tensor import MadeLeaves, Tensor, _st, is_grad_enabled, making, set_grad_enabled, tensor
 from .module import _outermost_call, tree_version
 
 _keys = itertools.count()
@@ -54,7 +55,7 @@ class _Trace:
     """The calls of one guard: the structure of the last traced graph, whether replay is on (two equal
     traces), and what a replay needs."""
     __slots__ = ("key", "structure", "misses", "ready", "dead", "grad", "flags", "n_flat", "layout", "n_out",
-                 "types", "reach", "updates", "draws", "checks")
+                 "types", "reach", "updates", "made", "checks")
 
     def __init__(self, grad, flags):
         self.key, self.structure, self.misses, self.ready, self.dead = next(_keys), None, 0, False, False
@@ -142,7 +143,7 @@ class Replay:
         st = _st()
         saved, st.value_checks = getattr(st, "value_checks", None), []
         try:
-            with random.recording_draws() as draws:
+            with making(MadeLeaves()) as made:
                 out = self._plain(args, kwargs)
         finally:
             checks, st.value_checks = st.value_checks, saved
@@ -151,13 +152,15 @@ class Replay:
         outs = _flatten(out)
         clean = (runtime.stats["run"] == runs and set(runtime._pending) == pending
                  and all(t.node is n and t._value is v for t, (n, v) in zip(watched, before)))
-        found = _analyze(outs, flat, tensors, reads, draws, checks) if clean and outs is not None else None
+        found = _analyze(outs, flat, tensors, reads, made, checks) if clean and outs is not None else None
         if found is None:
             trace.dead = True
         if found is None or found is _SKIP:
             return out
         structure, reach, updates, update_values, checks = found
-        structure = (structure, _layout(out), tuple(updates), tuple((d.dtype, d._shape) for d in draws))
+        kinds = tuple((t.dtype, t._shape) if id(t) in made.random else (t.dtype.str, t._shape, t._value.tobytes())
+                      for t in made.leaves)  # draws: their types; other leaves made: their values too
+        structure = (structure, _layout(out), tuple(updates), kinds)
         if structure != trace.structure and not self.trusted:
             trace.structure, trace.misses = structure, trace.misses + 1
             trace.dead = trace.misses > _GIVE_UP_AFTER
@@ -165,8 +168,8 @@ class Replay:
         trace.ready, trace.n_flat, trace.layout, trace.n_out = True, len(flat), _layout(out), len(outs)
         trace.types = [(t.dtype, t._shape) for t in outs + update_values]
         trace.reach, trace.updates, trace.checks = reach, updates, checks
-        trace.draws = [(d._shape, d.dtype) for d in draws]
-        if self.trusted and not updates and not draws:  # the plain graph is dropped unread
+        trace.made = [((t._shape, t.dtype), None) if id(t) in made.random else (None, t) for t in made.leaves]
+        if self.trusted and not updates and not made.random:  # the plain graph is dropped unread
             return self._replayed(trace, args, kwargs, flat, tensors)
         return out
 
@@ -177,7 +180,7 @@ class Replay:
         ins = flat + [buffer_value(t) if i in updated else t for i, t in enumerate(tensors)]
         for i, check in trace.checks:  # what forward checks of its inputs' values (class indices in range)
             check(ins[i])
-        ins += [tensor(random.host_draw(shape, dtype)) for shape, dtype in trace.draws]
+        ins += [made if draw is None else tensor(random.host_draw(*draw)) for draw, made in trace.made]
         homes, modules = self.homes, self.modules
 
         def expand(*real):
@@ -207,7 +210,7 @@ class Replay:
             for m, f in zip(modules, trace.flags):
                 object.__setattr__(m, "training", f)
             st.scope, st.module_base = [], None
-            with set_grad_enabled(trace.grad), random.replaying_draws(real[nf + nt:]):
+            with set_grad_enabled(trace.grad), making(MadeLeaves(iter(real[nf + nt:]))):
                 out = self._plain(args, kwargs)
         finally:
             st.scope, st.module_base = scope, base
@@ -231,6 +234,12 @@ class Replay:
                                "replayed than when traced; it depends on Python state that the guards do not "
                                "see. Do not compile() this module.")
         return outs + [new[i] for i in trace.updates]
+
+
+def _own(cls):
+    """An autodiff.Function of onnxkit's own (LSTMScan, ValueOf): its backward is pure, so the replayed
+    forward may record it once; a user's Function keeps its call plain (its backward runs each step)."""
+    return cls.__module__.startswith("onnxkit.")
 
 
 def _plain(v):
@@ -286,13 +295,14 @@ def _subgraph(outs, stops):
     return nodes, leaves, effects
 
 
-def _analyze(outs, flat, tensors, reads, draws, checks):
+def _analyze(outs, flat, tensors, reads, made, checks):
     """(structure, gradient reach per output, updated buffers, their new values, value checks as
     (input index, check)) of a traced call's graph. None when it cannot be replayed: it reads a tensor
-    that is not an input, holds a custom-gradient or macro node, or updates something that is not one
-    of the module's buffers; _SKIP when it read a buffer past a pending update. `reads` are the
-    parameters and buffers as forward reads them (a buffer with a pending update: its new value)."""
-    everything = flat + reads + draws
+    that is not an input, holds a macro node or a user's autodiff.Function, or updates something that
+    is not one of the module's buffers; _SKIP when it read a buffer past a pending update. `reads` are the
+    parameters and buffers as forward reads them (a buffer with a pending update: its new value);
+    `made` the value leaves forward made (constants such as `ok.arange(t)`, dropout draws)."""
+    everything = flat + reads + made.leaves
     stops = {}
     for i, t in enumerate(everything):
         stops.setdefault(id(t), i)
@@ -301,7 +311,7 @@ def _analyze(outs, flat, tensors, reads, draws, checks):
     foreign = [t for t in leaves if t.kind != "const"]
     if foreign and all(id(t) in slot for t in foreign):
         return _SKIP  # a buffer read past its pending update (not evaluated yet): trace another call
-    if foreign or any(n.custom or n.macro for n in nodes):
+    if foreign or any(n.macro or (n.custom and not _own(n.custom[0].cls)) for n in nodes):
         return None
     last = {}
     for _, b, v in effects:
@@ -313,10 +323,13 @@ def _analyze(outs, flat, tensors, reads, draws, checks):
     dep = {id(t): {i} if t.requires_grad else set() for i, t in reversed(list(enumerate(everything)))}
     for n in nodes:
         reached = set()
-        if lookup(n) is not None:
-            for t in (n.inputs + list(n.outer.values()) if n.outer else n.inputs):
-                if t is not None and t.requires_grad:
-                    reached |= dep.get(id(t), set())
+        if n.custom:  # an autodiff.Function output: its gradient reaches the call's tensor arguments
+            ins = [a for a in n.custom[0].args if isinstance(a, Tensor)]
+        else:
+            ins = (n.inputs + list(n.outer.values()) if n.outer else n.inputs) if lookup(n) is not None else ()
+        for t in ins:
+            if t is not None and t.requires_grad:
+                reached |= dep.get(id(t), set())
         for o in n.outputs:
             dep[id(o)] = reached
     reach = [sorted(dep.get(id(t), ())) for t in outs]

@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes, ops
 from ..dims import format_shape
 from ..ops import rnn as F
-from ..tensor import Tensor, apply, const, zeros, is_grad_enabled
+from ..tensor import Tensor, apply, const, is_grad_enabled
 from . import init
 from .module import Module, ShapeError
 from .parameter import Parameter
@@ -41,7 +41,7 @@ def _same(d, want):
 
 def _zeros_state(x_like_batch, lead, size, dtype):
     """Zeros (lead, N, size) with N the batch size of time-major x (symbolic when x's is)."""
-    return zeros(lead, x_like_batch.shape[1], size, dtype=dtype)
+    return F.zero_state(lead, x_like_batch.shape[1], size, dtype=dtype)
 
 
 class RNNBase(Module):
@@ -349,7 +349,7 @@ class RNNCellBase(Module):
     def _state(self, h, x, batched, which=""):
         name = type(self).__name__
         if h is None:
-            return zeros(x.shape[0], self.hidden_size, dtype=x.dtype)
+            return F.zero_state(x.shape[0], self.hidden_size, dtype=x.dtype)
         h = ops.as_tensor(h)
         want = 2 if batched else 1
         if h._shape is None or len(h._shape) != want:

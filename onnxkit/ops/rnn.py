@@ -18,6 +18,16 @@ from .linalg import matmul
 
 __all__ = ["lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"]
 
+def zero_state(*sizes, dtype):
+    """A default initial state of zeros: one Expand of a scalar constant when the sizes are static (no
+    fed value, so a compiled module's replayed forward can hold it), else ok.zeros' graph op."""
+    from ..tensor import zeros
+    from .shape import expand
+    if all(isinstance(s, int) for s in sizes):
+        return expand(const(np.zeros((), dtype), dtype), *sizes)
+    return zeros(*sizes, dtype=dtype)
+
+
 # torch gate block k goes to ONNX position PERM[k] (as an order of torch blocks)
 _ORDER = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN": (0,)}
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -223,7 +233,7 @@ def _lstm_scan_forward(gx, RT, h0, c0, m, hidden):
 def _lstm_train_function():
     from ..autodiff.function import Function
     from ..autodiff import rules_rnn as RR
-    from ..tensor import zeros, enable_grad
+    from ..tensor import enable_grad
 
     class LSTMScan(Function):
         """The ONNX LSTM node's math as Scans that keep the gates (forward) and the backward recurrence
@@ -243,9 +253,9 @@ def _lstm_train_function():
             H = hidden
             D = 2 if bidirectional else 1
             if h0 is None:
-                h0 = zeros(D, x.shape[1], H, dtype=x.dtype)
+                h0 = zero_state(D, x.shape[1], H, dtype=x.dtype)
             if c0 is None:
-                c0 = zeros(D, x.shape[1], H, dtype=x.dtype)
+                c0 = zero_state(D, x.shape[1], H, dtype=x.dtype)
             m = None if lens is None else _time_mask(x, lens)
             mb = None if m is None else cast(m, np.bool_)
             ys, hs, cs, saved = [], [], [], []
