@@ -10,7 +10,7 @@ from .dims import format_shape
 from .emit import build_model, structure_key, topo
 from .macro import expand_macros, unkeyable
 from .ops.norm import _latest_update, unapplied_updates
-from .tensor import Node
+from .tensor import Node, Tensor
 
 _providers_cache = {}
 
@@ -242,14 +242,16 @@ def _tune_spinning(entry):
 def defer_assign(leaf, new):
     """Give `leaf` the value of `new` (cast and broadcast to it): now when `new` already has a value,
     else at the next evaluation, in the same onnxruntime run as what is evaluated then."""
-    from . import ops
     if id(leaf) in _pending:
         flush_pending()
-    new = ops.as_tensor(new, leaf.dtype)
+    if new.__class__ is not Tensor:
+        from .ops import as_tensor
+        new = as_tensor(new, leaf.dtype)
     if new.dtype != leaf.dtype:
         new = new.astype(leaf.dtype)
     if new._shape != leaf._shape:
-        new = ops.expand(new, leaf.shape)
+        from .ops import expand
+        new = expand(new, leaf.shape)
     if new.node is None or (new._value is not None and new.kind != "input"):
         leaf._become_value(np.array(new.numpy(), leaf.dtype, copy=True))
         return
