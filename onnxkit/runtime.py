@@ -332,20 +332,19 @@ def evaluate(targets):
     """Run the sub-DAG for `targets` (and any deferred assignments and buffer updates) in one
     onnxruntime call; returns the target values and memoizes them on the tensors."""
     targets = list(targets)
-    if _pending and targets:
-        _, leaves = topo(targets, cut_evaluated=True)
-        if any(id(t) in _pending for t in leaves):
-            evaluate([])  # the targets were built after an in-place update they read: apply it first
     # (leaf, new value, seq): nodes built before seq read the leaf's old value, later ones the new
     assigns = [(leaf, new, _assigned_at[key]) for key, (leaf, new) in _pending.items()]
-    _pending.clear()
-    _assigned_at.clear()
     outputs = targets + [new for _, new, _ in assigns]
     nodes, leaves = topo(outputs, cut_evaluated=True)
-    if len(assigns) > 1:
-        assigned = {id(leaf) for leaf, _, _ in assigns}
-        if any(id(t) in assigned for t in leaves):  # one update was built after another it reads
-            return _in_order(targets, assigns)
+    if assigns and any(id(t) in _pending for t in leaves):  # read after its update (readers before: snapshots)
+        if targets:
+            evaluate([])  # a target (or an update) built after an in-place update it reads: apply them first
+            return evaluate(targets)
+        _pending.clear()
+        _assigned_at.clear()
+        return _in_order(targets, assigns)  # one update was built after another it reads
+    _pending.clear()
+    _assigned_at.clear()
     holders = [n for n in nodes if n.effects]
     if _latest_update:  # train-mode forwards whose results nothing evaluated: their updates apply now too
         holders += unapplied_updates({id(n) for n in holders})
