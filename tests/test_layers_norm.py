@@ -113,6 +113,24 @@ def test_running_stats_update_when_the_forward_is_built(ctor, kwargs, shape):
     np.testing.assert_allclose(middle.numpy(), torch_middle.numpy(), rtol=1e-5)
 
 
+def test_a_long_statistics_pass_that_reads_nothing_matches_torch_in_few_runs():
+    """40 train-mode calls whose outputs nobody evaluates (recalibrating the statistics): torch's
+    running statistics, applied every CHAIN_LIMIT calls instead of holding 40 forwards."""
+    from onnxkit import runtime
+    tm, om = torch.nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    rng = np.random.default_rng(2)
+    before = runtime.stats["run"]
+    with ok.no_grad():
+        for k in range(40):
+            x = rng.standard_normal((8, 3)).astype(np.float32) + k * 0.1
+            om(ok.tensor(x))
+            tm(torch.tensor(x))
+    from onnxkit.ops.norm import CHAIN_LIMIT
+    assert runtime.stats["run"] - before == 40 // CHAIN_LIMIT  # applied along the way, not one 40-deep graph
+    for key, value in tm.state_dict().items():
+        np.testing.assert_allclose(om.state_dict()[key], value.numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
+
+
 def test_momentum_none_is_cumulative_average():
     bn = nn.BatchNorm1d(2, momentum=None)
     batches = [np.random.default_rng(k).standard_normal((5, 2)).astype(np.float32) for k in range(4)]

@@ -23,12 +23,25 @@ _latest_update = {}  # id(buffer) -> (weakref to buffer, the output whose node h
 #                      until applied, since an update stands whether or not the forward's result is used
 
 
+_chain = {}  # id(buffer) -> train-mode calls in a row that continued from a pending update of it
+CHAIN_LIMIT = 16  # then the updates are applied (one run), so the forwards they hold can be freed
+
+
 def buffer_value(buf):
     """The value `buf` will hold once pending updates apply: a second train-mode call built before
-    the first is evaluated continues from the first's update, which it then supersedes."""
+    the first is evaluated continues from the first's update, which it then supersedes. A long run of
+    such calls (a statistics pass whose outputs nobody reads) applies the updates every CHAIN_LIMIT."""
     out, value = pending_update(buf)
     if out is None:
+        _chain.pop(id(buf), None)
         return buf
+    depth = _chain.get(id(buf), 0) + 1
+    if depth >= CHAIN_LIMIT:
+        from ..runtime import flush_pending
+        flush_pending()
+        _chain.pop(id(buf), None)
+        return buf
+    _chain[id(buf)] = depth
     out.node.effects = [e for e in out.node.effects if e[0] is not buf]
     return value
 
