@@ -33,11 +33,17 @@ def _data(n=4, seed=0):
             rng.integers(0, 5, n).astype(np.int64))
 
 
-def _train(compiled, steps=6, accumulate=1, **call):
-    ok.manual_seed(3)
-    model = Net()
+def _model(make, compiled, seed=0):
+    """make() after ok.manual_seed(seed), compiled or not: the two sides of every comparison here."""
+    ok.manual_seed(seed)
+    model = make()
     if compiled:
         model.compile()
+    return model
+
+
+def _train(compiled, steps=6, accumulate=1, **call):
+    model = _model(Net, compiled, seed=3)
     opt = ok.optim.Adam(model.parameters(), lr=0.01)
     x, y = (ok.tensor(a) for a in _data())
     losses, kinds = [], []
@@ -333,10 +339,7 @@ class Seq(nn.Module):
 @pytest.mark.parametrize("lstm", [False, True])
 def test_sequence_models_train_the_same_compiled(lstm):
     def run(compiled):
-        ok.manual_seed(1)
-        model = Seq(lstm)
-        if compiled:
-            model.compile()
+        model = _model(lambda: Seq(lstm), compiled, seed=1)
         opt = ok.optim.AdamW(model.parameters(), lr=0.01)
         tokens = ok.tensor(np.random.default_rng(0).integers(0, 20, (4, 5)))
         target = ok.tensor(np.array([0, 1, 2, 1]))
@@ -371,10 +374,7 @@ class Positions(nn.Module):
 @pytest.mark.parametrize("noisy", [False, True])
 def test_tensors_made_in_forward(noisy):
     def run(compiled):
-        ok.manual_seed(0)
-        model = Positions(noisy)
-        if compiled:
-            model.compile()
+        model = _model(lambda: Positions(noisy), compiled)
         x = ok.tensor(np.ones((2, 5, 4), np.float32))
         outs = [model(x) for _ in range(6)]
         return [o.node.op_type for o in outs], [o.numpy() for o in outs]
