@@ -9,6 +9,7 @@ import pytest
 import onnxkit as ok
 import onnxkit.nn as nn
 import onnxkit.nn.functional as F
+from onnxkit.models import autoencoder, lenet, resnet, seq_classifier
 
 
 class Net(nn.Module):
@@ -382,3 +383,42 @@ def test_tensors_made_in_forward(noisy):
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
     assert (kinds[-1] == "Macro") == (not noisy)
+
+
+ZOO = {  # the model zoo (onnxkit.models), each with an input batch and its loss
+    "lenet": (lambda: lenet.LeNet5(), (4, 1, 28, 28), 10),
+    "resnet": (lambda: resnet.ResNet(), (2, 1, 28, 28), 10),
+    "bilstm-dropout": (lambda: seq_classifier.SeqClassifier(8, 4, hidden_size=16, num_layers=2,
+                                                            bidirectional=True, dropout=0.3), (5, 7, 8), 4),
+    "gru": (lambda: seq_classifier.SeqClassifier(8, 4, hidden_size=16, num_layers=2, bidirectional=False,
+                                                 dropout=0.2, cell="gru"), (5, 7, 8), 4),
+    "autoencoder": (lambda: autoencoder.ConvAutoencoder(1, (8, 16)), (3, 1, 16, 16), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_models_train_and_evaluate_the_same_compiled(name):
+    make, shape, classes = ZOO[name]
+    rng = np.random.default_rng(0)
+    x = ok.tensor(rng.standard_normal(shape).astype(np.float32))
+    y = ok.tensor(rng.integers(0, classes, shape[0])) if classes else x
+    loss_fn = nn.CrossEntropyLoss() if classes else nn.MSELoss()
+
+    def run(compiled):
+        model = _model(make, compiled)
+        opt = ok.optim.Adam(model.parameters(), lr=1e-2)
+        losses, kinds = [], []
+        for _ in range(4):
+            opt.zero_grad()
+            out = model(x)
+            kinds.append(out.node.op_type)
+            loss = loss_fn(out, y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        model.eval()
+        return losses, {k: np.array(v) for k, v in model.state_dict().items()}, model(x).numpy(), kinds
+    plain, compiled = run(False), run(True)
+    _assert_same_run(plain, compiled)
+    np.testing.assert_array_equal(plain[2], compiled[2])
+    assert compiled[3][2:] == ["Macro", "Macro"]
