@@ -297,6 +297,22 @@ def test_loss_modules_replay_and_keep_their_value_checks_and_settings():
     np.testing.assert_allclose(loss_fn(logits, ok.tensor(target)).numpy(), want * 4, rtol=1e-6)
 
 
+def test_a_users_subclass_of_a_loss_is_not_trusted():
+    class Counting(nn.MSELoss):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def forward(self, a, b):
+            self.calls.append(1)  # Python state: a replay would skip it
+            return super().forward(a, b) * len(self.calls)
+
+    loss_fn = Counting()
+    x = ok.tensor(np.ones(3, np.float32))
+    got = [loss_fn(x, x * 2).item() for _ in range(4)]
+    assert got == [1.0, 2.0, 3.0, 4.0] and "_replay" not in loss_fn.__dict__
+
+
 def test_settings_and_index_checks_of_a_compiled_model():
     class Pick(nn.Module):
         def __init__(self):

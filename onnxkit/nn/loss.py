@@ -21,7 +21,8 @@ class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         self.reduction = reduction_of(size_average, reduce, reduction, self._valid)
-        object.__setattr__(self, "_replay", Replay(self, trusted=True))
+        if type(self).__module__ == __name__:  # a user's subclass has a forward of its own: not trusted
+            object.__setattr__(self, "_replay", Replay(self, trusted=True))
 
 
 class _WeightedLoss(_Loss):
