@@ -297,6 +297,31 @@ def test_loss_modules_replay_and_keep_their_value_checks_and_settings():
     np.testing.assert_allclose(loss_fn(logits, ok.tensor(target)).numpy(), want * 4, rtol=1e-6)
 
 
+def test_a_counter_in_a_setting_and_a_setting_added_later_are_guarded():
+    class Counted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.calls = nn.Linear(2, 2), 0
+
+        def forward(self, x):
+            self.calls += 1
+            out = self.fc(x) * self.calls
+            return out * self.extra if hasattr(self, "extra") else out
+
+    model = Counted()
+    model.compile()
+    x = ok.tensor(np.ones((1, 2), np.float32))
+    base = model.fc(x).numpy()
+    for k in range(1, 5):
+        np.testing.assert_allclose(model(x).numpy(), base * k, rtol=1e-6)  # 1, 2, 3, 4: never replayed
+    model2 = nn.Sequential(nn.Linear(2, 2))
+    model2.compile()
+    outs = [model2(x) for _ in range(3)]
+    assert outs[-1].node.op_type == "Macro"
+    model2[0].extra_flag = True  # a new setting: the tree is read again and the guard includes it
+    assert model2(x).node.op_type != "Macro"
+
+
 def test_a_users_subclass_of_a_loss_is_not_trusted():
     class Counting(nn.MSELoss):
         def __init__(self):

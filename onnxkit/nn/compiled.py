@@ -12,10 +12,11 @@ those inputs, only when a graph of that structure is first compiled: a repeated 
 and builds nothing. Values, gradients, buffer updates (BatchNorm's running statistics) and random
 draws (the same host stream, in the same order) are those of the plain call.
 
-The contract, as with torch.compile: forward depends only on its arguments, the parameters, buffers
-and training flags. A call whose forward evaluates a value (`.item()`, a branch on data), changes a
-tensor in place, reads a tensor that is none of those, or meets a hook is never replayed. Python state
-that forward reads (a call counter, a flag) is not guarded: do not compile a module that depends on it."""
+The contract, as with torch.compile: forward depends only on its arguments, the parameters, buffers,
+training flags and the modules' plain settings (guarded: a counter kept in one never replays). A call
+whose forward evaluates a value (`.item()`, a branch on data), changes a tensor in place, reads a tensor
+that is none of those, or meets a hook is never replayed. Other Python state that forward reads
+(globals, objects held by a module) is not guarded: do not compile a module that depends on it."""
 import collections
 import itertools
 
@@ -30,6 +31,7 @@ from .module import _outermost_call, tree_version
 _keys = itertools.count()
 _PRIMITIVES = (bool, int, float, str, type(None))
 _SKIP = object()  # _analyze: this call's graph says nothing either way
+_MAX_TRACES = 64  # guards remembered per module
 _GIVE_UP_AFTER = 3  # traces of one guard that differ from the one before: forward depends on something else
 
 
@@ -102,6 +104,8 @@ class Replay:
         if trace is not None and trace.ready:
             return self._replayed(trace, args, kwargs, flat, tensors)
         if trace is None:
+            if len(self.traces) >= _MAX_TRACES:  # a guard that never repeats (a counter in a setting)
+                self.traces.clear()
             trace = self.traces[spec] = _Trace(grad=spec[0], flags=spec[-2])  # see _guard's order
         return self._traced(trace, args, kwargs, flat, tensors)
 

@@ -166,6 +166,8 @@ class Module:
             persistent = value.persistent if isinstance(value, Buffer) else name not in self._non_persistent
             self.register_buffer(name, value, persistent)
         else:
+            if name not in d:  # a new setting: compiled modules re-read which ones they guard
+                tree_version[0] += 1
             object.__setattr__(self, name, value)
 
     def _forget(self, name, keep):
