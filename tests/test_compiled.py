@@ -152,6 +152,16 @@ class Mutates(nn.Module):
         return self.fc(x)
 
 
+class Keeps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        self.last = self.fc(x)  # kept for inspection: a replay would leave it stale
+        return self.last * 2
+
+
 class Foreign(nn.Module):
     def __init__(self, other):
         super().__init__()
@@ -161,7 +171,7 @@ class Foreign(nn.Module):
         return self.fc(x) + self.other
 
 
-@pytest.mark.parametrize("make", [Branchy, Mutates, lambda: Foreign(ok.tensor(np.ones(2, np.float32)))])
+@pytest.mark.parametrize("make", [Branchy, Mutates, Keeps, lambda: Foreign(ok.tensor(np.ones(2, np.float32)))])
 def test_forwards_that_cannot_be_replayed_stay_plain(make):
     ok.manual_seed(0)
     model = make()

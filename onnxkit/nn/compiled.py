@@ -14,8 +14,8 @@ draws (the same host stream, in the same order) are those of the plain call.
 
 The contract, as with torch.compile: forward depends only on its arguments, the parameters, buffers,
 training flags and the modules' plain settings (guarded: a counter kept in one never replays). A call
-whose forward evaluates a value (`.item()`, a branch on data), changes a tensor in place, reads a tensor
-that is none of those, or meets a hook is never replayed. Other Python state that forward reads
+whose forward evaluates a value (`.item()`, a branch on data), changes a tensor in place or a module's
+attribute (`self.cache = h`), reads a tensor that is none of those, or meets a hook is never replayed. Other Python state that forward reads
 (globals, objects held by a module) is not guarded: do not compile a module that depends on it."""
 import collections
 import itertools
@@ -143,6 +143,7 @@ class Replay:
         runs, pending = runtime.stats["run"], set(runtime._pending)
         watched = flat + tensors
         before = [(t.node, t._value) for t in watched]
+        attrs = [dict(m.__dict__) for m in self.modules]  # forward that keeps something (self.cache = h)
         reads = [pending_update(t)[1] for t in tensors]  # a buffer update not evaluated yet: forward reads it
         st = _st()
         saved, st.value_checks = getattr(st, "value_checks", None), []
@@ -155,7 +156,8 @@ class Replay:
             return out
         outs = _flatten(out)
         clean = (runtime.stats["run"] == runs and set(runtime._pending) == pending
-                 and all(t.node is n and t._value is v for t, (n, v) in zip(watched, before)))
+                 and all(t.node is n and t._value is v for t, (n, v) in zip(watched, before))
+                 and all(_same_attrs(a, m.__dict__) for a, m in zip(attrs, self.modules)))
         found = _analyze(outs, flat, tensors, reads, made, checks) if clean and outs is not None else None
         if found is None:
             trace.dead = True
@@ -238,6 +240,13 @@ class Replay:
                                "replayed than when traced; it depends on Python state that the guards do not "
                                "see. Do not compile() this module.")
         return outs + [new[i] for i in trace.updates]
+
+
+def _same_attrs(before, now):
+    """Whether forward left a module's attributes as they were (its path, set per call, aside)."""
+    return len(before) == len(now) and all(
+        k == "_path" or (k in now and (now[k] is v or (type(v) in _PRIMITIVES and now[k] == v)))
+        for k, v in before.items())
 
 
 def _own(cls):
