@@ -332,6 +332,20 @@ def test_a_counter_in_a_setting_and_a_setting_added_later_are_guarded():
     assert model2(x).node.op_type != "Macro"
 
 
+def test_a_setting_changed_between_building_and_evaluating_does_not_reach_the_replay():
+    model = nn.Sequential(nn.Linear(3, 3), nn.LeakyReLU(0.5))
+    model.compile()
+    x = ok.tensor(-np.ones((1, 3), np.float32) * 10)
+    pre = model[0](x).numpy()
+    for _ in range(2):
+        model(x).numpy()
+    out = model(x)  # replayed (a macro of the guard with negative_slope 0.5), not evaluated yet
+    model[1].negative_slope = 0.01
+    got = out.numpy()  # the first compile of this structure expands the macro now
+    np.testing.assert_allclose(got, np.where(pre > 0, pre, 0.5 * pre), rtol=1e-6)
+    np.testing.assert_allclose(model(x).numpy(), np.where(pre > 0, pre, 0.01 * pre), rtol=1e-6)
+
+
 def test_a_users_subclass_of_a_loss_is_not_trusted():
     class Counting(nn.MSELoss):
         def __init__(self):

@@ -56,12 +56,12 @@ def compile(model=None, **options):
 class _Trace:
     """The calls of one guard: the structure of the last traced graph, whether replay is on (two equal
     traces), and what a replay needs."""
-    __slots__ = ("key", "structure", "misses", "ready", "dead", "grad", "flags", "n_flat", "layout", "n_out",
-                 "types", "reach", "updates", "made", "checks")
+    __slots__ = ("key", "structure", "misses", "ready", "dead", "grad", "settings", "flags", "n_flat", "layout",
+                 "n_out", "types", "reach", "updates", "made", "checks")
 
-    def __init__(self, grad, flags):
+    def __init__(self, grad, settings, flags):
         self.key, self.structure, self.misses, self.ready, self.dead = next(_keys), None, 0, False, False
-        self.grad, self.flags = grad, flags
+        self.grad, self.settings, self.flags = grad, settings, flags
 
 
 class Replay:
@@ -106,7 +106,7 @@ class Replay:
         if trace is None:
             if len(self.traces) >= _MAX_TRACES:  # a guard that never repeats (a counter in a setting)
                 self.traces.clear()
-            trace = self.traces[spec] = _Trace(grad=spec[0], flags=spec[-2])  # see _guard's order
+            trace = self.traces[spec] = _Trace(grad=spec[0], settings=spec[-3], flags=spec[-2])  # _guard's order
         return self._traced(trace, args, kwargs, flat, tensors)
 
     def _plain(self, args, kwargs):
@@ -132,8 +132,8 @@ class Replay:
                 return None
         tensors = [store[name] for (store, name), *_ in self.homes]
         spec.append(names)
-        spec.append(tuple([d.get(k) for d, keys in self.settings for k in keys]))
-        spec.append(tuple([m.training for m in self.modules]))  # spec[-2]: the flags a replay restores
+        spec.append(tuple([d.get(k) for d, keys in self.settings for k in keys]))  # spec[-3], spec[-2]: what
+        spec.append(tuple([m.training for m in self.modules]))  # an expansion restores
         spec.append(tuple([(t.dtype, t._shape, t.requires_grad) for t in tensors]))
         return tuple(spec), flat, tensors
 
@@ -187,25 +187,27 @@ class Replay:
         for i, check in trace.checks:  # what forward checks of its inputs' values (class indices in range)
             check(ins[i])
         ins += [made if draw is None else tensor(random.host_draw(*draw)) for draw, made in trace.made]
-        homes, modules = self.homes, self.modules
+        homes, modules, settings = self.homes, self.modules, self.settings
 
         def expand(*real):
-            return self._expand(trace, homes, modules, args, kwargs, real)
+            return self._expand(trace, homes, modules, settings, args, kwargs, real)
         outs = macro(("compiled forward", trace.key), ins, trace.types, expand, reach=trace.reach)
         n = trace.n_out
         if trace.updates:
             add_buffer_updates(outs[0], [(tensors[i], v) for i, v in zip(trace.updates, outs[n:])])
         return _unflatten(trace.layout, outs[:n])
 
-    def _expand(self, trace, homes, modules, args, kwargs, real):
+    def _expand(self, trace, homes, modules, settings, args, kwargs, real):
         """Run forward on the macro's inputs (parameters and buffers put in place of the module's own for
-        the call, training flags and grad mode as when traced); its outputs and buffer updates."""
+        the call; settings, training flags and grad mode as when traced); its outputs and buffer updates."""
         nf, nt = trace.n_flat, len(homes)
         it = iter(real[:nf])
         args = [next(it) if isinstance(a, Tensor) else a for a in args]
         kwargs = {k: next(it) if isinstance(kwargs[k], Tensor) else kwargs[k] for k in sorted(kwargs)}
         own = [(store, name, store[name]) for places in homes for store, name in places]
         flags = [m.training for m in modules]
+        slots = [(d, k) for d, keys in settings for k in keys]
+        values = [d.get(k) for d, k in slots]
         registry = {id(t): _latest_update.get(id(t)) for t in real[nf:nf + nt]}
         st = _st()
         scope, base = st.scope, getattr(st, "module_base", None)
@@ -215,6 +217,8 @@ class Replay:
                     collections.OrderedDict.__setitem__(store, name, t)  # not a change of the tree
             for m, f in zip(modules, trace.flags):
                 object.__setattr__(m, "training", f)
+            for (d, k), v in zip(slots, trace.settings):
+                d[k] = v
             st.scope, st.module_base = [], None
             with set_grad_enabled(trace.grad), making(MadeLeaves(iter(real[nf + nt:]))):
                 out = self._plain(args, kwargs)
@@ -224,6 +228,8 @@ class Replay:
                 collections.OrderedDict.__setitem__(store, name, t)
             for m, f in zip(modules, flags):
                 object.__setattr__(m, "training", f)
+            for (d, k), v in zip(slots, values):
+                d[k] = v
             for k, entry in registry.items():
                 if entry is None:
                     _latest_update.pop(k, None)
