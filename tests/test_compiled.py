@@ -332,7 +332,7 @@ def test_a_counter_in_a_setting_and_a_setting_added_later_are_guarded():
     assert model2(x).node.op_type != "Macro"
 
 
-def test_a_setting_changed_between_building_and_evaluating_does_not_reach_the_replay():
+def test_a_setting_or_hook_changed_between_building_and_evaluating_does_not_reach_the_replay():
     model = nn.Sequential(nn.Linear(3, 3), nn.LeakyReLU(0.5))
     model.compile()
     x = ok.tensor(-np.ones((1, 3), np.float32) * 10)
@@ -341,9 +341,10 @@ def test_a_setting_changed_between_building_and_evaluating_does_not_reach_the_re
         model(x).numpy()
     out = model(x)  # replayed (a macro of the guard with negative_slope 0.5), not evaluated yet
     model[1].negative_slope = 0.01
+    model[1].register_forward_hook(lambda m, a, o: o * 100)  # nor does a hook added meanwhile
     got = out.numpy()  # the first compile of this structure expands the macro now
     np.testing.assert_allclose(got, np.where(pre > 0, pre, 0.5 * pre), rtol=1e-6)
-    np.testing.assert_allclose(model(x).numpy(), np.where(pre > 0, pre, 0.01 * pre), rtol=1e-6)
+    np.testing.assert_allclose(model(x).numpy(), np.where(pre > 0, pre, 0.01 * pre) * 100, rtol=1e-6)
 
 
 def test_a_users_subclass_of_a_loss_is_not_trusted():

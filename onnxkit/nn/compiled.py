@@ -199,13 +199,15 @@ class Replay:
 
     def _expand(self, trace, homes, modules, settings, args, kwargs, real):
         """Run forward on the macro's inputs (parameters and buffers put in place of the module's own for
-        the call; settings, training flags and grad mode as when traced); its outputs and buffer updates."""
+        the call; settings, training flags, grad mode and no hooks, as when traced); its outputs and buffer
+        updates."""
         nf, nt = trace.n_flat, len(homes)
         it = iter(real[:nf])
         args = [next(it) if isinstance(a, Tensor) else a for a in args]
         kwargs = {k: next(it) if isinstance(kwargs[k], Tensor) else kwargs[k] for k in sorted(kwargs)}
         own = [(store, name, store[name]) for places in homes for store, name in places]
         flags = [m.training for m in modules]
+        hooks = [(m._forward_pre_hooks, m._forward_hooks) for m in modules]  # none when traced: none now
         slots = [(d, k) for d, keys in settings for k in keys]
         values = [d.get(k) for d, k in slots]
         registry = {id(t): _latest_update.get(id(t)) for t in real[nf:nf + nt]}
@@ -217,6 +219,8 @@ class Replay:
                     collections.OrderedDict.__setitem__(store, name, t)  # not a change of the tree
             for m, f in zip(modules, trace.flags):
                 object.__setattr__(m, "training", f)
+                object.__setattr__(m, "_forward_pre_hooks", {})
+                object.__setattr__(m, "_forward_hooks", {})
             for (d, k), v in zip(slots, trace.settings):
                 d[k] = v
             st.scope, st.module_base = [], None
@@ -226,8 +230,10 @@ class Replay:
             st.scope, st.module_base = scope, base
             for store, name, t in own:
                 collections.OrderedDict.__setitem__(store, name, t)
-            for m, f in zip(modules, flags):
+            for m, f, (pre, post) in zip(modules, flags, hooks):
                 object.__setattr__(m, "training", f)
+                object.__setattr__(m, "_forward_pre_hooks", pre)
+                object.__setattr__(m, "_forward_hooks", post)
             for (d, k), v in zip(slots, values):
                 d[k] = v
             for k, entry in registry.items():
