@@ -122,6 +122,18 @@ def _run(cmd, timeout, env=None):
     return out
 
 
+def _browser_run(folder, saved, shot, want, label):
+    """demo/browser-run.js on `folder` in headless Chromium (WASM) for STEPS steps, saving the state and a
+    screenshot; its losses must equal `want` (Python's). Returns the script's JSON report."""
+    r = json.loads(_run([NODE, "demo/browser-run.js", str(folder), "--steps", str(STEPS), "--save", str(saved),
+                         "--screenshot", str(shot), "--chromium", CHROMIUM, "--timeout", "150"], 180))
+    assert r["error"] is None and r["ep"] == "wasm", r
+    got = np.array(r["losses"])
+    print(f"{label} vs python max |diff|:", np.abs(got - want).max(), f"{r['ms_per_step']:.2f} ms/step")
+    np.testing.assert_allclose(got, want, **TOL)
+    return r
+
+
 def _next_step(path):
     raw = Path(path).read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
@@ -215,12 +227,7 @@ def test_node_losses_equal_python_and_state_round_trips(artifacts, tmp_path):
 def test_browser_wasm_losses_equal_python_and_state_round_trips(artifacts, tmp_path):
     want, want_state = reference(artifacts, STEPS)
     saved, shot = tmp_path / "browser-state.safetensors", tmp_path / "page.png"
-    r = json.loads(_run([NODE, "demo/browser-run.js", str(artifacts), "--steps", str(STEPS), "--save", str(saved),
-                         "--screenshot", str(shot), "--chromium", CHROMIUM, "--timeout", "150"], 180))
-    assert r["error"] is None and r["ep"] == "wasm", r
-    got = np.array(r["losses"])
-    print("chromium-wasm vs python max |diff|:", np.abs(got - want).max(), f"{r['ms_per_step']:.2f} ms/step")
-    np.testing.assert_allclose(got, want, **TOL)
+    r = _browser_run(artifacts, saved, shot, want, "chromium-wasm")
     _check_state(saved, artifacts, want_state)
     assert _next_step(saved) == STEPS + 1
     assert 0 <= r["accuracy"] <= 1 and r["page"]["lossPoints"] == STEPS and r["page"]["accuracyText"].endswith("%")
@@ -286,12 +293,7 @@ def test_browser_lenet_digits_demo(digits, tmp_path):
     whole = ok_trainer(folder, m, optim.Adam(m.parameters(), lr=2e-3), STEPS + 5)
     np.testing.assert_allclose(whole[:STEPS], want, **TOL)
     saved, shot = tmp_path / "browser-state.safetensors", tmp_path / "digits-page.png"
-    r = json.loads(_run([NODE, "demo/browser-run.js", str(folder), "--steps", str(STEPS), "--save", str(saved),
-                         "--screenshot", str(shot), "--chromium", CHROMIUM, "--timeout", "150"], 180))
-    assert r["error"] is None and r["ep"] == "wasm", r
-    got = np.array(r["losses"])
-    print("lenet: chromium-wasm vs python max |diff|:", np.abs(got - want).max(), f"{r['ms_per_step']:.2f} ms/step")
-    np.testing.assert_allclose(got, want, **TOL)
+    r = _browser_run(folder, saved, shot, want, "lenet: chromium-wasm")
     page = r["page"]
     assert page["lossPoints"] == STEPS and page["accuracyText"].endswith("%")
     assert "360 held-out" in page["accuracyLabel"]
