@@ -43,8 +43,8 @@ def _host_rand_like(x):
     dtype = _uniform_dtype(x)
     if all(isinstance(d, int) for d in x._shape):
         made = made_leaves()
-        if made is not None and made.queue is not None:  # a compiled forward being expanded: no new draw
-            return tensor(None)  # the draw made for this call, handed back by tensor()
+        if made is not None and made.queue is not None:  # a compiled forward being expanded: no new draw,
+            return next(made.queue)                       # the draw made for this call
         draw = tensor(host_draw(x._shape, dtype))
         if made is not None:
             made.random.add(id(draw))

@@ -105,7 +105,7 @@ def _freeze(v):
 
 class Node:
     """One ONNX op application: op type, domain, attributes (Python values), inputs, outputs.
-    `effects` holds (leaf, Tensor) buffer updates applied when the node is first evaluated."""
+    `effects` holds (leaf, Tensor, seq) buffer updates made at seq, applied by the next evaluation."""
     __slots__ = ("op_type", "domain", "attrs", "inputs", "outputs", "scope", "key", "effects", "outer", "n_out",
                  "custom", "seq", "opset", "macro", "__weakref__")
     _ids = itertools.count()
