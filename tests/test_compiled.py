@@ -87,7 +87,7 @@ def test_replay_with_non_tensor_argument_and_eval_mode():
         model(x)  # results never evaluated: the running statistics still update (at the next evaluation)
     model.eval()
     plain = copy.deepcopy(model)
-    object.__delattr__(plain, "_replay")
+    object.__delattr__(plain, "_onnxkit_compiled")
     for _ in range(4):
         got, want = model(x, scale=0.5)[0].numpy(), plain(x, scale=0.5)[0].numpy()
         np.testing.assert_allclose(got, want, rtol=0, atol=0)
@@ -274,7 +274,7 @@ def test_a_deep_copy_records_its_own_replays():
         twin[0].weight.fill_(0.0)
         twin[0].bias.fill_(1.0)
     np.testing.assert_allclose(_calls(twin, x).numpy(), [[1.0, 1.0]])
-    assert twin._replay is not model._replay
+    assert twin._onnxkit_compiled is not model._onnxkit_compiled
     np.testing.assert_allclose(_calls(model, x).numpy(), F.relu(model[0](x)).numpy())
 
 
@@ -284,9 +284,9 @@ def test_compile_entry_points():
     assert ok.compile(f) is f
     assert ok.compile(mode="max-autotune")(f) is f
     model = nn.Linear(2, 2)
-    assert ok.compile(model, fullgraph=True) is model and "_replay" in model.__dict__
+    assert ok.compile(model, fullgraph=True) is model and "_onnxkit_compiled" in model.__dict__
     other = nn.Linear(2, 2)
-    assert ok.compile(other, disable=True) is other and "_replay" not in other.__dict__
+    assert ok.compile(other, disable=True) is other and "_onnxkit_compiled" not in other.__dict__
     assert model.compile() is None
     with pytest.raises(TypeError, match="Module or a callable"):
         ok.compile(3)
@@ -360,7 +360,7 @@ def test_a_users_subclass_of_a_loss_is_not_trusted():
     loss_fn = Counting()
     x = ok.tensor(np.ones(3, np.float32))
     got = [loss_fn(x, x * 2).item() for _ in range(4)]
-    assert got == [1.0, 2.0, 3.0, 4.0] and "_replay" not in loss_fn.__dict__
+    assert got == [1.0, 2.0, 3.0, 4.0] and "_onnxkit_compiled" not in loss_fn.__dict__
 
 
 def test_settings_and_index_checks_of_a_compiled_model():
@@ -488,3 +488,39 @@ def test_zoo_models_train_and_evaluate_the_same_compiled(name):
     _assert_same_run(plain, compiled)
     np.testing.assert_array_equal(plain[2], compiled[2])
     assert compiled[3][2:] == ["Macro", "Macro"]
+
+
+def test_an_imported_onnx_model_compiles_and_fine_tunes_the_same(tmp_path):
+    """ok.load's module replays an ONNX graph node by node (its own method names must not meet the
+    compiled state's attribute): compiled, it fine-tunes exactly as plain."""
+    import onnx
+    from onnx import helper as h, numpy_helper
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal((6, 3)).astype(np.float32)
+    graph = h.make_graph(
+        [h.make_node("MatMul", ["x", "w1"], ["h"]), h.make_node("Relu", ["h"], ["r"]),
+         h.make_node("MatMul", ["r", "w2"], ["y"])], "g",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    path = tmp_path / "mlp.onnx"
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=9), path)
+    x = ok.tensor(rng.standard_normal((5, 4)).astype(np.float32))
+    y = ok.tensor(rng.integers(0, 3, 5))
+
+    def run(compiled):
+        model = _model(lambda: ok.load(str(path)), compiled)
+        opt = ok.optim.SGD(model.parameters(), lr=0.1)
+        kinds, losses = [], []
+        for _ in range(4):
+            opt.zero_grad()
+            out = model(x)
+            kinds.append(out.node.op_type)
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, {k: np.array(v) for k, v in model.state_dict().items()}, kinds
+    plain, compiled = run(False), run(True)
+    _assert_same_run(plain, compiled)
+    assert compiled[2][-1] == "Macro"

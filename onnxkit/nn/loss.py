@@ -22,7 +22,7 @@ class _Loss(Module):
         super().__init__()
         self.reduction = reduction_of(size_average, reduce, reduction, self._valid)
         if type(self).__module__ == __name__:  # a user's subclass has a forward of its own: not trusted
-            object.__setattr__(self, "_replay", Replay(self, trusted=True))
+            object.__setattr__(self, "_onnxkit_compiled", Replay(self, trusted=True))
 
 
 class _WeightedLoss(_Loss):

@@ -394,7 +394,7 @@ class Module:
         """Replay the forward graph of repeated calls instead of rebuilding it (torch's Module.compile;
         its options are accepted and ignored). See nn.compiled for the guards and the contract."""
         from .compiled import Replay
-        object.__setattr__(self, "_replay", Replay(self))
+        object.__setattr__(self, "_onnxkit_compiled", Replay(self))
 
     def requires_grad_(self, requires_grad=True):
         """Set requires_grad on every parameter (False freezes them)."""
@@ -500,7 +500,7 @@ class Module:
         prefixed."""
         st = _st()
         if getattr(st, "module_base", None) is None:  # outermost call: paths for every submodule
-            replay = self.__dict__.get("_replay")
+            replay = self.__dict__.get("_onnxkit_compiled")
             if replay is not None:  # Module.compile()
                 return replay(args, kwargs)
             with _outermost_call(self):
@@ -541,11 +541,11 @@ class Module:
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for k, v in self.__dict__.items():
-            if k != "_replay":  # recorded graphs belong to this module; the copy records its own
+            if k != "_onnxkit_compiled":  # recorded graphs belong to this module; the copy records its own
                 object.__setattr__(new, k, copy.deepcopy(v, memo))
-        if "_replay" in self.__dict__:
+        if "_onnxkit_compiled" in self.__dict__:
             from .compiled import Replay
-            object.__setattr__(new, "_replay", Replay(new, self._replay.trusted))
+            object.__setattr__(new, "_onnxkit_compiled", Replay(new, self._onnxkit_compiled.trusted))
         return new
 
     def __getstate__(self):
