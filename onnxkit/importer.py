@@ -211,7 +211,7 @@ class ImportedModule(Module):
         object.__setattr__(self, "output_names", [o.name for o in g.output])
         object.__setattr__(self, "_other_types", {})
         object.__setattr__(self, "_types", _types(model, self._other_types))
-        object.__setattr__(self, "_leaves", {})
+        object.__setattr__(self, "_homes", {})  # graph name -> (store, key): read through the stores per call
         stats = _running_stats(g)
         values = {}
         for t in g.initializer:
@@ -222,24 +222,25 @@ class ImportedModule(Module):
                 p = Parameter(arr)
                 p.name = t.name
                 self._parameters[t.name] = p
-                self._leaves[t.name] = p
+                self._homes[t.name] = (self._parameters, t.name)
             else:
                 b = const(arr, arr.dtype)
                 b.name = t.name
                 self._buffers[t.name] = b
-                self._leaves[t.name] = b
-        for name, arr in _promoted_constants(g, trainable_constants, set(self._leaves)):
+                self._homes[t.name] = (self._buffers, t.name)
+        for name, arr in _promoted_constants(g, trainable_constants, set(self._homes)):
             p = Parameter(arr)
             p.name = name
             self._parameters[name] = p
-            self._leaves[name] = p
+            self._homes[name] = (self._parameters, name)
         for name, (source, bound) in stats.items():
             b = Buffer(values[source])
             b.name = name
             self._buffers[name] = b
-            self._leaves.update(dict.fromkeys(bound | {name}, b))
+            self._homes.update(dict.fromkeys(bound | {name}, (self._buffers, name)))
         object.__setattr__(self, "_graph_inputs", {i.name: i for i in g.input})
-        object.__setattr__(self, "_initial_values", {k: v.numpy().copy() for k, v in self._leaves.items()
+        leaves = self._graph_leaves()
+        object.__setattr__(self, "_initial_values", {k: v.numpy().copy() for k, v in leaves.items()
                                                      if v is not None and dtypes.is_floating(v.dtype)})
         self.training = _trains_batch_norm(g)
 
@@ -254,13 +255,18 @@ class ImportedModule(Module):
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
             raise TypeError(f"missing input(s) {missing}; the model's inputs are {self.input_names}")
-        env = dict(self._leaves)
+        env = self._graph_leaves()
         for name, v in feeds.items():
             env[name] = self._check_input(name, v if isinstance(v, Tensor) else make_tensor(_text_as_str(v)))
         for n in self._model.graph.node:
             self._replay(n, env)
         outs = [env[o] for o in self.output_names]
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _graph_leaves(self):
+        """{graph name: the parameter or buffer now}: read through the stores, so a replaced Parameter
+        (load_state_dict(assign=True)) or a compiled module's replay input is what the graph reads."""
+        return {name: store[key] for name, (store, key) in self._homes.items()}
 
     def _check_input(self, name, t):
         """A fed tensor checked against the declared input type, so a mismatch is named here rather
@@ -286,7 +292,7 @@ class ImportedModule(Module):
 
     def _replay(self, n, env):
         """Record node `n` with apply(), reading and writing tensors in `env` by name."""
-        if n.op_type in ("Identity", "Constant") and n.output[0] in self._leaves:
+        if n.op_type in ("Identity", "Constant") and n.output[0] in self._homes:
             return  # an alias of a running statistic bound to its buffer, or a Constant promoted to a parameter
         attrs = {a.name: _py_attr(helper.get_attribute_value(a)) for a in n.attribute}
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and "value" in attrs:

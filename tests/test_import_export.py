@@ -246,3 +246,21 @@ def test_local_functions_and_domain_versions_survive_load_and_export():
     assert {(o.domain, o.version) for o in again.opset_import} >= {("local.fn", 3)}
     assert [f.name for f in again.functions] == ["ScaledRelu"]
     np.testing.assert_allclose(ok.Session(again).run({"x": data})["y"], 2 * np.maximum(data, 0))
+
+
+def test_an_imported_model_reads_parameters_replaced_by_load_state_dict_assign(tmp_path):
+    """load_state_dict(assign=True) puts new Parameter objects in the module: the imported graph must read
+    them (it kept its own name -> tensor map before, so the old values stayed in use)."""
+    from onnx import helper as h, numpy_helper
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    graph = h.make_graph([h.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                         [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 2])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3])],
+                         initializer=[numpy_helper.from_array(w, "w")])
+    path = tmp_path / "mm.onnx"
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=9), path)
+    model = ok.load(str(path))
+    x = ok.tensor(np.ones((1, 2), np.float32))
+    np.testing.assert_allclose(model(x).numpy(), np.ones((1, 2)) @ w)
+    model.load_state_dict({"w": np.full((2, 3), 2.0, np.float32)}, assign=True)
+    np.testing.assert_allclose(model(x).numpy(), np.full((1, 3), 4.0))
