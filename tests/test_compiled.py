@@ -43,6 +43,20 @@ def _model(make, compiled, seed=0):
     return model
 
 
+def _fit(model, opt, x, y, loss_fn=F.cross_entropy, steps=4):
+    """`steps` torch-style steps: (losses, the state_dict's arrays, the op type of each call's output)."""
+    losses, kinds = [], []
+    for _ in range(steps):
+        opt.zero_grad()
+        out = model(x)
+        kinds.append(out.node.op_type)
+        loss = loss_fn(out, y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, {k: np.array(v) for k, v in model.state_dict().items()}, kinds
+
+
 def _train(compiled, steps=6, accumulate=1, **call):
     model = _model(Net, compiled, seed=3)
     opt = ok.optim.Adam(model.parameters(), lr=0.01)
@@ -407,19 +421,8 @@ class Seq(nn.Module):
 def test_sequence_models_train_the_same_compiled(lstm):
     def run(compiled):
         model = _model(lambda: Seq(lstm), compiled, seed=1)
-        opt = ok.optim.AdamW(model.parameters(), lr=0.01)
         tokens = ok.tensor(np.random.default_rng(0).integers(0, 20, (4, 5)))
-        target = ok.tensor(np.array([0, 1, 2, 1]))
-        kinds, losses = [], []
-        for _ in range(4):
-            opt.zero_grad()
-            out = model(tokens)
-            kinds.append(out.node.op_type)
-            loss = F.cross_entropy(out, target)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        return losses, {k: np.array(v) for k, v in model.state_dict().items()}, kinds
+        return _fit(model, ok.optim.AdamW(model.parameters(), lr=0.01), tokens, ok.tensor(np.array([0, 1, 2, 1])))
     plain, compiled = run(False), run(True)
     _assert_same_run(plain, compiled)
     assert compiled[2][-1] == "Macro"
@@ -472,18 +475,9 @@ def test_zoo_models_train_and_evaluate_the_same_compiled(name):
 
     def run(compiled):
         model = _model(make, compiled)
-        opt = ok.optim.Adam(model.parameters(), lr=1e-2)
-        losses, kinds = [], []
-        for _ in range(4):
-            opt.zero_grad()
-            out = model(x)
-            kinds.append(out.node.op_type)
-            loss = loss_fn(out, y)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+        losses, state, kinds = _fit(model, ok.optim.Adam(model.parameters(), lr=1e-2), x, y, loss_fn)
         model.eval()
-        return losses, {k: np.array(v) for k, v in model.state_dict().items()}, model(x).numpy(), kinds
+        return losses, state, model(x).numpy(), kinds
     plain, compiled = run(False), run(True)
     _assert_same_run(plain, compiled)
     np.testing.assert_array_equal(plain[2], compiled[2])
@@ -510,17 +504,7 @@ def test_an_imported_onnx_model_compiles_and_fine_tunes_the_same(tmp_path):
 
     def run(compiled):
         model = _model(lambda: ok.load(str(path)), compiled)
-        opt = ok.optim.SGD(model.parameters(), lr=0.1)
-        kinds, losses = [], []
-        for _ in range(4):
-            opt.zero_grad()
-            out = model(x)
-            kinds.append(out.node.op_type)
-            loss = F.cross_entropy(out, y)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        return losses, {k: np.array(v) for k, v in model.state_dict().items()}, kinds
+        return _fit(model, ok.optim.SGD(model.parameters(), lr=0.1), x, y)
     plain, compiled = run(False), run(True)
     _assert_same_run(plain, compiled)
     assert compiled[2][-1] == "Macro"
